@@ -1,0 +1,12 @@
+//! slimnet's runtime. For now this is the reference interpreter: a direct, exact
+//! implementation of every supported operator, used as the oracle for the faster
+//! paths that come later.
+
+mod error;
+mod fold;
+mod interpreter;
+pub mod reference;
+
+pub use error::RuntimeError;
+pub use fold::ReferenceFolder;
+pub use interpreter::{check_inputs, run_graph, run_model};

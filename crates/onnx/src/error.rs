@@ -12,8 +12,8 @@ pub enum OnnxError {
     Unsupported { path: String, reason: String },
     #[error("{path}: tensor '{tensor}': {reason}")]
     Tensor { path: String, tensor: String, reason: String },
-    #[error("{path}: {source}")]
-    Graph { path: String, source: IrError },
+    #[error("{path}: {error}")]
+    Graph { path: String, error: IrError },
     #[error("{path}: cannot write: {reason}")]
     Write { path: String, reason: String },
 }
@@ -32,7 +32,7 @@ impl ImportError {
         match self {
             ImportError::Unsupported(reason) => OnnxError::Unsupported { path, reason },
             ImportError::Tensor { tensor, reason } => OnnxError::Tensor { path, tensor, reason },
-            ImportError::Graph(source) => OnnxError::Graph { path, source },
+            ImportError::Graph(error) => OnnxError::Graph { path, error },
         }
     }
 }

@@ -212,7 +212,7 @@ impl Importer<'_> {
                 ImportError::Unsupported(reason) => ImportError::Graph(IrError::Attribute {
                     node: display.to_string(),
                     op_type: np.op_type.clone(),
-                    source: slimnet_ir::AttrError::new(a.name.clone(), reason),
+                    error: slimnet_ir::AttrError::new(a.name.clone(), reason),
                 }),
                 other => other,
             })?;

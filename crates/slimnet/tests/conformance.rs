@@ -47,7 +47,7 @@ fn numbered_files(dir: &Path, prefix: &str) -> Vec<PathBuf> {
 fn run_case(dir: &Path) -> Outcome {
     let model = match load_model(dir.join("model.onnx")) {
         Ok(m) => m,
-        Err(OnnxError::Graph { source: IrError::UnsupportedOp { op_type, domain, .. }, .. }) => {
+        Err(OnnxError::Graph { error: IrError::UnsupportedOp { op_type, domain, .. }, .. }) => {
             return Outcome::Unsupported(format!("operator {domain}{op_type}"))
         }
         Err(e @ (OnnxError::Unsupported { .. } | OnnxError::Tensor { .. })) => {

@@ -69,10 +69,10 @@ impl Op {
     /// `attrs`). Unknown operators and domains are [`IrError::UnsupportedOp`].
     pub fn parse(ctx: &NodeContext, attrs: &mut Attributes) -> Result<Op, IrError> {
         let wrap = |r: Result<Op, AttrError>| {
-            r.map_err(|source| IrError::Attribute {
+            r.map_err(|error| IrError::Attribute {
                 node: ctx.name.to_string(),
                 op_type: ctx.op_type.to_string(),
-                source,
+                error,
             })
         };
         if ctx.domain.is_empty() || ctx.domain == "ai.onnx" {

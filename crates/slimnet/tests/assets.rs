@@ -1,0 +1,167 @@
+//! The real asset models (see `scripts/fetch-assets`) against ONNX Runtime:
+//! the reference interpreter's outputs, shape inference, and export round trips.
+//!
+//! Tolerance: for every output, the largest absolute difference divided by the
+//! largest magnitude of ONNX Runtime's output must stay below 1e-4.
+
+mod common;
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Arc;
+
+use slimnet::ir::{infer_shapes, Model, ValueInfo};
+use slimnet::onnx::{load_model, save_model};
+use slimnet::runtime::{run_model, ReferenceFolder};
+use slimnet::tensor::{npy, Tensor};
+
+const MAX_RELATIVE_ERROR: f64 = 1e-4;
+
+struct Case {
+    name: String,
+    inputs: Vec<(String, Tensor)>,
+    outputs: Vec<(String, Tensor)>,
+}
+
+fn read_npy(path: &Path) -> Tensor {
+    let f = std::fs::File::open(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    npy::read_npy(std::io::BufReader::new(f)).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+/// The model file and its reference cases, from `assets/reference/<stem>.json`.
+fn reference(stem: &str) -> (PathBuf, Vec<Case>) {
+    let assets = common::assets_dir();
+    let manifest_path = assets.join(format!("reference/{stem}.json"));
+    let text = std::fs::read_to_string(&manifest_path)
+        .unwrap_or_else(|e| panic!("{}: {e} (run scripts/fetch-assets)", manifest_path.display()));
+    let manifest: serde_json::Value = serde_json::from_str(&text).expect("manifest JSON");
+    let tensors = |obj: &serde_json::Value| -> Vec<(String, Tensor)> {
+        obj.as_object()
+            .expect("object")
+            .iter()
+            .map(|(name, file)| (name.clone(), read_npy(&assets.join(file.as_str().expect("path")))))
+            .collect()
+    };
+    let cases = manifest["cases"]
+        .as_array()
+        .expect("cases")
+        .iter()
+        .map(|c| Case {
+            name: c["name"].as_str().unwrap().to_string(),
+            inputs: tensors(&c["inputs"]),
+            outputs: tensors(&c["outputs"]),
+        })
+        .collect();
+    (assets.join(manifest["model"].as_str().expect("model path")), cases)
+}
+
+fn check_against_reference(stem: &str) {
+    let (path, cases) = reference(stem);
+    let model = load_model(&path).unwrap_or_else(|e| panic!("{e}"));
+    for case in cases {
+        let outputs = run_model(&model, case.inputs.clone()).unwrap_or_else(|e| panic!("{stem}/{}: {e}", case.name));
+        let got: HashMap<String, Tensor> = outputs.into_iter().collect();
+        for (name, want) in &case.outputs {
+            let actual = got.get(name).unwrap_or_else(|| panic!("{stem}/{}: no output '{name}'", case.name));
+            assert_eq!(actual.dtype(), want.dtype(), "{stem}/{} output '{name}' dtype", case.name);
+            assert_eq!(actual.shape(), want.shape(), "{stem}/{} output '{name}' shape", case.name);
+            let err = common::relative_max_error(actual, want);
+            println!("{stem}/{} output '{name}': max relative error {err:.3e}", case.name);
+            assert!(err <= MAX_RELATIVE_ERROR, "{stem}/{} output '{name}': max relative error {err:e}", case.name);
+        }
+    }
+}
+
+/// Binds the first case's inputs (their shapes, and the values of small inputs such
+/// as a sample rate) and checks that inference gives every value a concrete shape
+/// equal to what running the model gives for its outputs.
+fn check_shapes_inferred(stem: &str) {
+    let (path, cases) = reference(stem);
+    let mut model: Model = load_model(&path).unwrap();
+    let case = &cases[0];
+    for &v in &model.graph.inputs {
+        let value = &mut model.graph.values[v];
+        let (_, t) = case.inputs.iter().find(|(n, _)| *n == value.name).expect("input in case");
+        value.info = ValueInfo::of_tensor(t);
+        if t.len() <= 16 {
+            value.constant = Some(Arc::new(t.clone()));
+        }
+    }
+    infer_shapes(&mut model.graph, &ReferenceFolder).unwrap_or_else(|e| panic!("{stem}: {e}"));
+    let analysis = slimnet::analysis::analyse(&model);
+    assert!(analysis.unknown_shapes.is_empty(), "{stem}: values without a concrete shape: {:?}", analysis.unknown_shapes);
+    for &o in &model.graph.outputs {
+        let v = &model.graph.values[o];
+        let (_, want) = case.outputs.iter().find(|(n, _)| *n == v.name).expect("output in case");
+        assert_eq!(v.info.concrete_shape().as_deref(), Some(want.shape()), "{stem}: inferred shape of '{}'", v.name);
+    }
+    assert!(analysis.peak_activation_bytes.is_some());
+}
+
+/// Exports the imported model, then has ONNX Runtime run the exported file on the
+/// reference inputs: its outputs must match ONNX Runtime's on the original.
+fn check_round_trip(stem: &str) {
+    let (path, cases) = reference(stem);
+    let model = load_model(&path).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let exported = dir.path().join(format!("{stem}.onnx"));
+    save_model(&model, &exported).unwrap();
+    let reimported = load_model(&exported).unwrap_or_else(|e| panic!("re-import: {e}"));
+    assert_eq!(reimported.graph.node_count_deep(), model.graph.node_count_deep());
+    let assets = common::assets_dir();
+    let python = assets.join("venv/bin/python");
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../scripts/ort_run.py");
+    let case = &cases[0];
+    let mut cmd = Command::new(&python);
+    cmd.arg(&script).arg(&exported);
+    for (k, (name, t)) in case.inputs.iter().enumerate() {
+        let f = dir.path().join(format!("in_{k}.npy"));
+        npy::write_npy(t, std::fs::File::create(&f).unwrap()).unwrap();
+        cmd.arg("--input").arg(format!("{name}={}", f.display()));
+    }
+    let out_dir = dir.path().join("out");
+    cmd.arg("--output-dir").arg(&out_dir);
+    let result = cmd.output().unwrap_or_else(|e| panic!("{}: {e} (run scripts/fetch-assets)", python.display()));
+    assert!(result.status.success(), "ONNX Runtime rejected the exported {stem}: {}", String::from_utf8_lossy(&result.stderr));
+    let listing: serde_json::Value = serde_json::from_slice(&result.stdout).expect("ort_run JSON");
+    for (name, want) in &case.outputs {
+        let file = listing["outputs"][name].as_str().unwrap_or_else(|| panic!("exported {stem} lacks output '{name}'"));
+        let got = read_npy(Path::new(file));
+        assert_eq!(got.shape(), want.shape());
+        let err = common::relative_max_error(&got, want);
+        assert!(err <= 1e-6, "exported {stem} output '{name}' differs under ONNX Runtime: {err:e}");
+    }
+}
+
+macro_rules! asset_tests {
+    ($($module:ident => $stem:literal),* $(,)?) => {$(
+        mod $module {
+            #[test]
+            fn matches_onnx_runtime() {
+                super::check_against_reference($stem);
+            }
+            #[test]
+            fn every_shape_is_inferred() {
+                super::check_shapes_inferred($stem);
+            }
+            #[test]
+            fn export_round_trips_through_onnx_runtime() {
+                super::check_round_trip($stem);
+            }
+        }
+    )*};
+}
+
+asset_tests! {
+    silero_vad_16k_op15 => "silero_vad_16k_op15",
+    silero_vad => "silero_vad",
+    melspectrogram => "melspectrogram",
+    embedding_model => "embedding_model",
+    hey_jarvis => "hey_jarvis_v0.1",
+    ppocr_det => "ppocr_det",
+    ppocr_cls => "ppocr_cls",
+    ppocr_rec => "ppocr_rec",
+    mnist_cnn => "mnist_cnn",
+    digits_mlp => "digits_mlp",
+}

@@ -39,6 +39,9 @@ pub struct Graph {
     pub nodes: Vec<Node>,
     pub inputs: Vec<ValueId>,
     pub outputs: Vec<ValueId>,
+    /// Set by shape inference on an `If` branch that the known condition excludes:
+    /// its shapes were not inferred, and it cannot run for the inputs given.
+    pub unreachable: bool,
 }
 
 /// A model: the main graph plus the metadata an exporter wrote.

@@ -54,8 +54,14 @@ fn infer_scope(graph: &mut Graph, folder: &dyn ConstantFolder, outer: &Scope) ->
             for (i, v) in graph.values.iter().enumerate() {
                 scope.insert(v.name.clone(), (v.info.clone(), known[i].clone()));
             }
-            for sub in graph.nodes[n].op.subgraphs_mut() {
-                infer_scope(sub, folder, &scope)?;
+            let taken = taken_branch(&graph.nodes[n], &known);
+            for (k, sub) in graph.nodes[n].op.subgraphs_mut().into_iter().enumerate() {
+                // A branch that cannot run for these inputs is not inferred: its
+                // shapes may legitimately conflict (e.g. the other sample rate's path).
+                sub.unreachable = taken.is_some_and(|t| t != k);
+                if !sub.unreachable {
+                    infer_scope(sub, folder, &scope)?;
+                }
             }
         }
         let node = &graph.nodes[n];
@@ -85,7 +91,12 @@ fn infer_scope(graph: &mut Graph, folder: &dyn ConstantFolder, outer: &Scope) ->
                     op_type: node.op.op_type().to_string(),
                     reason,
                 })?;
-                (outs, None)
+                // `Shape` of a value with a known shape is known without its data.
+                let values = match &node.op {
+                    crate::Op::Shape(s) => s.infer_value(&inputs),
+                    _ => None,
+                };
+                (outs, values)
             }
         };
         let out_ids: Vec<Option<usize>> = node.outputs.clone();
@@ -100,6 +111,16 @@ fn infer_scope(graph: &mut Graph, folder: &dyn ConstantFolder, outer: &Scope) ->
         }
     }
     Ok(())
+}
+
+/// For an `If` whose condition is known: 0 for the then branch, 1 for the else branch.
+pub fn taken_branch(node: &Node, known: &[Option<Arc<Tensor>>]) -> Option<usize> {
+    if !matches!(node.op, crate::Op::Control(crate::ops::ControlOp::If { .. })) {
+        return None;
+    }
+    let cond = known.get((*node.inputs.first()?)?)?.as_ref()?;
+    let value = cond.to_vec::<f64>().ok()?.first().copied()?;
+    Some(if value != 0.0 { 0 } else { 1 })
 }
 
 /// Keeps declared facts where inference has none.

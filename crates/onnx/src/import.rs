@@ -18,7 +18,7 @@ pub const MIN_IR_VERSION: i64 = 3;
 /// Oldest default-domain operator set slimnet reads.
 pub const MIN_OPSET: i64 = 7;
 /// Newest default-domain operator set slimnet reads.
-pub const MAX_OPSET: i64 = 25;
+pub const MAX_OPSET: i64 = 28;
 
 /// Reads an ONNX model file. External data is resolved inside the file's folder only.
 pub fn load_model(path: impl AsRef<Path>) -> Result<Model, OnnxError> {
@@ -354,7 +354,10 @@ fn value_info(tp: Option<&TypeProto>) -> Result<ValueInfo, String> {
                         Some(proto::tensor_shape_proto::dimension::Value::DimValue(v)) if *v >= 0 => {
                             Dim::Known(*v as usize)
                         }
-                        Some(proto::tensor_shape_proto::dimension::Value::DimParam(p)) if !p.is_empty() => {
+                        // Some exporters write "?" or "-1" for an unknown dim: not a shared symbol.
+                        Some(proto::tensor_shape_proto::dimension::Value::DimParam(p))
+                            if !p.is_empty() && p != "?" && p != "-1" =>
+                        {
                             Dim::Symbol(p.clone())
                         }
                         _ => Dim::Unknown,

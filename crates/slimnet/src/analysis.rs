@@ -35,7 +35,7 @@ pub struct Analysis {
     pub total_macs: u64,
     /// `None` when some activation's shape or dtype is unknown.
     pub peak_activation_bytes: Option<u64>,
-    /// Values (here and in subgraphs) whose shape is not fully known.
+    /// Values (here and in subgraphs that can run) whose shape is not fully known.
     pub unknown_shapes: Vec<String>,
 }
 
@@ -54,7 +54,7 @@ pub fn analyse(model: &Model) -> Analysis {
     let mut op_census = BTreeMap::new();
     let mut params_by_dtype: BTreeMap<DType, DTypeBytes> = BTreeMap::new();
     let mut unknown_shapes = Vec::new();
-    walk(&model.graph, &mut op_census, &mut params_by_dtype, &mut unknown_shapes);
+    walk(&model.graph, true, &mut op_census, &mut params_by_dtype, &mut unknown_shapes);
     let g = &model.graph;
     let nodes: Vec<NodeCost> = g
         .nodes
@@ -72,23 +72,25 @@ pub fn analyse(model: &Model) -> Analysis {
 
 fn walk(
     g: &Graph,
+    reachable: bool,
     census: &mut BTreeMap<String, usize>,
     params: &mut BTreeMap<DType, DTypeBytes>,
     unknown: &mut Vec<String>,
 ) {
+    let reachable = reachable && !g.unreachable;
     for v in &g.values {
         if let Some(c) = &v.constant {
             let e = params.entry(c.dtype()).or_default();
             e.count += c.len();
             e.bytes += c.byte_size();
-        } else if !v.outer && v.info.concrete_shape().is_none() {
+        } else if reachable && !v.outer && v.info.concrete_shape().is_none() {
             unknown.push(v.name.clone());
         }
     }
     for n in &g.nodes {
         *census.entry(n.op.op_type().to_string()).or_default() += 1;
         for sub in n.op.subgraphs() {
-            walk(sub, census, params, unknown);
+            walk(sub, reachable, census, params, unknown);
         }
     }
 }

@@ -181,13 +181,15 @@ fn onnx_node_conformance() {
         std::fs::write(lists.join("expected_passes.txt"), format!("# ONNX node conformance cases that must pass\n{text}"))
             .expect("write expected_passes.txt");
     }
-    println!(
-        "conformance: {} passed, {} failed, {} unsupported (of {} cases{})",
+    // Written to stderr directly so the totals show even when the test passes.
+    let totals = format!(
+        "conformance: {} passed, {} failed, {} unsupported (of {} cases{})\n",
         passed.len(),
         failed.len(),
         unsupported.len(),
         passed.len() + failed.len() + unsupported.len(),
         if filter.is_empty() { String::new() } else { format!(", filter '{filter}'") }
     );
+    let _ = std::io::Write::write_all(&mut std::io::stderr(), totals.as_bytes());
     assert!(problems.is_empty(), "{} conformance problems:\n{}", problems.len(), problems.join("\n"));
 }

@@ -9,22 +9,28 @@
 //! - `infer(inputs) -> Result<Vec<ValueInfo>, String>`: output dtypes and shapes from
 //!   what is known of the inputs; unknown dims or ranks where they cannot be derived.
 
+pub mod attention;
 pub mod control;
 pub mod elementwise;
 pub mod nn;
 pub mod reduce;
 pub mod rnn;
 pub mod shape;
+pub mod signal;
 pub mod util;
+pub mod vision;
 
 use crate::{Attr, AttrError, Attributes, Graph, InferInput, IrError, ValueInfo};
 
+pub use attention::AttentionOp;
 pub use control::ControlOp;
 pub use elementwise::ElementwiseOp;
 pub use nn::NnOp;
 pub use reduce::ReduceOp;
 pub use rnn::RnnOp;
 pub use shape::ShapeOp;
+pub use signal::SignalOp;
+pub use vision::VisionOp;
 
 /// What a parser knows of the node being parsed.
 #[derive(Clone, Copy, Debug)]
@@ -48,6 +54,9 @@ pub enum Op {
     Nn(NnOp),
     Rnn(RnnOp),
     Shape(ShapeOp),
+    Attention(AttentionOp),
+    Signal(SignalOp),
+    Vision(VisionOp),
     Control(ControlOp),
 }
 
@@ -59,6 +68,9 @@ macro_rules! each_family {
             Op::Nn($op) => $body,
             Op::Rnn($op) => $body,
             Op::Shape($op) => $body,
+            Op::Attention($op) => $body,
+            Op::Signal($op) => $body,
+            Op::Vision($op) => $body,
             Op::Control($op) => $body,
         }
     };
@@ -90,6 +102,15 @@ impl Op {
             }
             if let Some(r) = ShapeOp::parse(ctx, attrs) {
                 return wrap(r.map(Op::Shape));
+            }
+            if let Some(r) = AttentionOp::parse(ctx, attrs) {
+                return wrap(r.map(Op::Attention));
+            }
+            if let Some(r) = SignalOp::parse(ctx, attrs) {
+                return wrap(r.map(Op::Signal));
+            }
+            if let Some(r) = VisionOp::parse(ctx, attrs) {
+                return wrap(r.map(Op::Vision));
             }
             if let Some(r) = ControlOp::parse(ctx, attrs) {
                 return wrap(r.map(Op::Control));

@@ -69,26 +69,65 @@ pub enum ReduceOp {
     /// `axes` is the attribute (opsets before [`ReduceKind::axes_input_since`]);
     /// `None` when the axes come from input 1 or are absent. Absent or empty axes
     /// reduce every axis, unless `noop_with_empty_axes` makes the op an identity.
-    Reduce { kind: ReduceKind, axes: Option<Vec<i64>>, keepdims: bool, noop_with_empty_axes: bool },
+    Reduce {
+        kind: ReduceKind,
+        axes: Option<Vec<i64>>,
+        keepdims: bool,
+        noop_with_empty_axes: bool,
+    },
     /// Output int64 indices of the first (or last) maximum along `axis`.
-    ArgMax { axis: i64, keepdims: bool, select_last_index: bool },
-    ArgMin { axis: i64, keepdims: bool, select_last_index: bool },
+    ArgMax {
+        axis: i64,
+        keepdims: bool,
+        select_last_index: bool,
+    },
+    ArgMin {
+        axis: i64,
+        keepdims: bool,
+        select_last_index: bool,
+    },
     /// `coerce_2d` (opsets before 13): the input is viewed as a matrix of
     /// `prod(shape[..axis])` rows and normalized along each whole row; otherwise
     /// along `axis` only.
-    Softmax { axis: i64, coerce_2d: bool },
-    LogSoftmax { axis: i64, coerce_2d: bool },
-    Hardmax { axis: i64, coerce_2d: bool },
+    Softmax {
+        axis: i64,
+        coerce_2d: bool,
+    },
+    LogSoftmax {
+        axis: i64,
+        coerce_2d: bool,
+    },
+    Hardmax {
+        axis: i64,
+        coerce_2d: bool,
+    },
     /// Normalizes over axes `axis..rank`; `stash_type` is the ONNX dtype code of the
     /// optional Mean and InvStdDev outputs.
-    LayerNormalization { axis: i64, epsilon: f32, stash_type: i64 },
+    LayerNormalization {
+        axis: i64,
+        epsilon: f32,
+        stash_type: i64,
+    },
     /// Axis is input 1.
-    CumSum { exclusive: bool, reverse: bool },
+    CumSum {
+        exclusive: bool,
+        reverse: bool,
+    },
     /// `k` is the attribute of opsets before 10 (input 1 afterwards).
-    TopK { axis: i64, largest: bool, sorted: bool, k: Option<i64> },
+    TopK {
+        axis: i64,
+        largest: bool,
+        sorted: bool,
+        k: Option<i64>,
+    },
     /// `p` is 1 or 2.
-    LpNormalization { axis: i64, p: i64 },
-    MeanVarianceNormalization { axes: Vec<i64> },
+    LpNormalization {
+        axis: i64,
+        p: i64,
+    },
+    MeanVarianceNormalization {
+        axes: Vec<i64>,
+    },
 }
 
 fn flag(attrs: &Attributes, name: &str, default: bool) -> Result<bool, AttrError> {
@@ -107,14 +146,18 @@ impl ReduceOp {
     /// Parses `ctx.op_type` with its attributes, defaults filled in for `ctx.opset`;
     /// `None` when the op type is not in this family.
     pub fn parse(ctx: &NodeContext, attrs: &Attributes) -> Option<Result<Self, AttrError>> {
-        if let Some(kind) = ReduceKind::ALL.into_iter().find(|k| k.op_type() == ctx.op_type) {
+        if let Some(kind) = ReduceKind::ALL
+            .into_iter()
+            .find(|k| k.op_type() == ctx.op_type)
+        {
             return Some((|| {
                 let attribute_form = ctx.opset < kind.axes_input_since();
                 Ok(ReduceOp::Reduce {
                     kind,
                     axes: attrs.ints_opt("axes")?,
                     keepdims: flag(attrs, "keepdims", true)?,
-                    noop_with_empty_axes: !attribute_form && flag(attrs, "noop_with_empty_axes", false)?,
+                    noop_with_empty_axes: !attribute_form
+                        && flag(attrs, "noop_with_empty_axes", false)?,
                 })
             })());
         }
@@ -125,9 +168,17 @@ impl ReduceOp {
                     let keepdims = flag(attrs, "keepdims", true)?;
                     let select_last_index = flag(attrs, "select_last_index", false)?;
                     if ctx.op_type == "ArgMax" {
-                        ReduceOp::ArgMax { axis, keepdims, select_last_index }
+                        ReduceOp::ArgMax {
+                            axis,
+                            keepdims,
+                            select_last_index,
+                        }
                     } else {
-                        ReduceOp::ArgMin { axis, keepdims, select_last_index }
+                        ReduceOp::ArgMin {
+                            axis,
+                            keepdims,
+                            select_last_index,
+                        }
                     }
                 }
                 "Softmax" => {
@@ -147,23 +198,33 @@ impl ReduceOp {
                     epsilon: attrs.float("epsilon", 1e-5)?,
                     stash_type: attrs.int("stash_type", 1)?,
                 },
-                "CumSum" => {
-                    ReduceOp::CumSum { exclusive: flag(attrs, "exclusive", false)?, reverse: flag(attrs, "reverse", false)? }
-                }
+                "CumSum" => ReduceOp::CumSum {
+                    exclusive: flag(attrs, "exclusive", false)?,
+                    reverse: flag(attrs, "reverse", false)?,
+                },
                 "TopK" => ReduceOp::TopK {
                     axis: attrs.int("axis", -1)?,
                     largest: flag(attrs, "largest", true)?,
                     sorted: flag(attrs, "sorted", true)?,
-                    k: if ctx.opset < 10 { Some(attrs.int_required("k")?) } else { None },
+                    k: if ctx.opset < 10 {
+                        Some(attrs.int_required("k")?)
+                    } else {
+                        None
+                    },
                 },
                 "LpNormalization" => {
                     let p = attrs.int("p", 2)?;
                     if p != 1 && p != 2 {
                         return Err(AttrError::new("p", format!("must be 1 or 2, got {p}")));
                     }
-                    ReduceOp::LpNormalization { axis: attrs.int("axis", -1)?, p }
+                    ReduceOp::LpNormalization {
+                        axis: attrs.int("axis", -1)?,
+                        p,
+                    }
                 }
-                "MeanVarianceNormalization" => ReduceOp::MeanVarianceNormalization { axes: attrs.ints("axes", &[0, 2, 3])? },
+                "MeanVarianceNormalization" => ReduceOp::MeanVarianceNormalization {
+                    axes: attrs.ints("axes", &[0, 2, 3])?,
+                },
                 _ => return Ok(None),
             }))
         })();
@@ -191,7 +252,12 @@ impl ReduceOp {
     pub fn attributes(&self) -> Vec<(String, Attr)> {
         let i = |name: &str, v: i64| (name.to_string(), Attr::Int(v));
         match self {
-            ReduceOp::Reduce { axes, keepdims, noop_with_empty_axes, .. } => {
+            ReduceOp::Reduce {
+                axes,
+                keepdims,
+                noop_with_empty_axes,
+                ..
+            } => {
                 let mut v = Vec::new();
                 if let Some(a) = axes {
                     v.push(("axes".to_string(), Attr::Ints(a.clone())));
@@ -202,21 +268,48 @@ impl ReduceOp {
                 }
                 v
             }
-            ReduceOp::ArgMax { axis, keepdims, select_last_index } | ReduceOp::ArgMin { axis, keepdims, select_last_index } => {
+            ReduceOp::ArgMax {
+                axis,
+                keepdims,
+                select_last_index,
+            }
+            | ReduceOp::ArgMin {
+                axis,
+                keepdims,
+                select_last_index,
+            } => {
                 let mut v = vec![i("axis", *axis), i("keepdims", *keepdims as i64)];
                 if *select_last_index {
                     v.push(i("select_last_index", 1));
                 }
                 v
             }
-            ReduceOp::Softmax { axis, .. } | ReduceOp::LogSoftmax { axis, .. } | ReduceOp::Hardmax { axis, .. } => {
+            ReduceOp::Softmax { axis, .. }
+            | ReduceOp::LogSoftmax { axis, .. }
+            | ReduceOp::Hardmax { axis, .. } => {
                 vec![i("axis", *axis)]
             }
-            ReduceOp::LayerNormalization { axis, epsilon, stash_type } => {
-                vec![i("axis", *axis), ("epsilon".into(), Attr::Float(*epsilon)), i("stash_type", *stash_type)]
+            ReduceOp::LayerNormalization {
+                axis,
+                epsilon,
+                stash_type,
+            } => {
+                vec![
+                    i("axis", *axis),
+                    ("epsilon".into(), Attr::Float(*epsilon)),
+                    i("stash_type", *stash_type),
+                ]
             }
-            ReduceOp::CumSum { exclusive, reverse } => vec![i("exclusive", *exclusive as i64), i("reverse", *reverse as i64)],
-            ReduceOp::TopK { axis, largest, sorted, k } => {
+            ReduceOp::CumSum { exclusive, reverse } => vec![
+                i("exclusive", *exclusive as i64),
+                i("reverse", *reverse as i64),
+            ],
+            ReduceOp::TopK {
+                axis,
+                largest,
+                sorted,
+                k,
+            } => {
                 let mut v = vec![i("axis", *axis)];
                 if let Some(k) = k {
                     v.push(i("k", *k));
@@ -230,7 +323,9 @@ impl ReduceOp {
                 v
             }
             ReduceOp::LpNormalization { axis, p } => vec![i("axis", *axis), i("p", *p)],
-            ReduceOp::MeanVarianceNormalization { axes } => vec![("axes".into(), Attr::Ints(axes.clone()))],
+            ReduceOp::MeanVarianceNormalization { axes } => {
+                vec![("axes".into(), Attr::Ints(axes.clone()))]
+            }
         }
     }
 
@@ -242,7 +337,12 @@ impl ReduceOp {
             _ => Ok(()),
         };
         Ok(match self {
-            ReduceOp::Reduce { axes, keepdims, noop_with_empty_axes, .. } => {
+            ReduceOp::Reduce {
+                axes,
+                keepdims,
+                noop_with_empty_axes,
+                ..
+            } => {
                 let axes_input = optional(inputs, 1);
                 let axes = match (axes, axes_input) {
                     (Some(a), _) => Some(a.clone()),
@@ -251,31 +351,43 @@ impl ReduceOp {
                 };
                 let shape = match (shape, axes) {
                     (None, _) => None,
-                    (Some(s), Some(axes)) if axes.is_empty() && *noop_with_empty_axes => Some(s.clone()),
+                    (Some(s), Some(axes)) if axes.is_empty() && *noop_with_empty_axes => {
+                        Some(s.clone())
+                    }
                     (Some(s), Some(axes)) => Some(reduced_shape(s, &axes, *keepdims)?),
                     (Some(s), None) if *keepdims => Some(vec![Dim::Unknown; s.len()]),
                     // Unknown axes: the rank follows from their count, if that is known.
                     (Some(s), None) => match axes_input.and_then(|a| a.info.concrete_shape()) {
-                        Some(n) if n.len() == 1 && n[0] == 0 && *noop_with_empty_axes => Some(s.clone()),
+                        Some(n) if n.len() == 1 && n[0] == 0 && *noop_with_empty_axes => {
+                            Some(s.clone())
+                        }
                         Some(n) if n.len() == 1 && n[0] == 0 => Some(Vec::new()),
-                        Some(n) if n.len() == 1 && n[0] <= s.len() => Some(vec![Dim::Unknown; s.len() - n[0]]),
+                        Some(n) if n.len() == 1 && n[0] <= s.len() => {
+                            Some(vec![Dim::Unknown; s.len() - n[0]])
+                        }
                         _ => None,
                     },
                 };
                 vec![like(x, shape)]
             }
             ReduceOp::ArgMax { axis, keepdims, .. } | ReduceOp::ArgMin { axis, keepdims, .. } => {
-                let shape = shape.map(|s| reduced_shape(s, &[*axis], *keepdims)).transpose()?;
+                let shape = shape
+                    .map(|s| reduced_shape(s, &[*axis], *keepdims))
+                    .transpose()?;
                 vec![with_dtype(DType::I64, shape)]
             }
-            ReduceOp::Softmax { axis, .. } | ReduceOp::LogSoftmax { axis, .. } | ReduceOp::Hardmax { axis, .. } => {
+            ReduceOp::Softmax { axis, .. }
+            | ReduceOp::LogSoftmax { axis, .. }
+            | ReduceOp::Hardmax { axis, .. } => {
                 float_only(self.op_type())?;
                 if let Some(s) = shape {
                     normalize_axis(*axis, s.len())?;
                 }
                 vec![x.info.clone()]
             }
-            ReduceOp::LayerNormalization { axis, stash_type, .. } => {
+            ReduceOp::LayerNormalization {
+                axis, stash_type, ..
+            } => {
                 float_only("LayerNormalization")?;
                 let stash = i32::try_from(*stash_type)
                     .ok()
@@ -285,21 +397,33 @@ impl ReduceOp {
                 let stats = match shape {
                     Some(s) => {
                         let a = normalize_axis(*axis, s.len())?;
-                        Some(s.iter().enumerate().map(|(i, d)| if i < a { d.clone() } else { Dim::Known(1) }).collect())
+                        Some(
+                            s.iter()
+                                .enumerate()
+                                .map(|(i, d)| if i < a { d.clone() } else { Dim::Known(1) })
+                                .collect(),
+                        )
                     }
                     None => None,
                 };
-                vec![x.info.clone(), with_dtype(stash, stats.clone()), with_dtype(stash, stats)]
+                vec![
+                    x.info.clone(),
+                    with_dtype(stash, stats.clone()),
+                    with_dtype(stash, stats),
+                ]
             }
             ReduceOp::CumSum { .. } => vec![x.info.clone()],
             ReduceOp::TopK { axis, k, .. } => {
-                let k = k.or_else(|| known_ints(optional(inputs, 1)).and_then(|v| v.first().copied()));
+                let k =
+                    k.or_else(|| known_ints(optional(inputs, 1)).and_then(|v| v.first().copied()));
                 let shape = match shape {
                     Some(s) => {
                         let a = normalize_axis(*axis, s.len())?;
                         if let (Some(k), Some(n)) = (k, s.get(a).and_then(Dim::known)) {
                             if k < 0 || k as usize > n {
-                                return Err(format!("k = {k} is out of range for an axis of {n} elements"));
+                                return Err(format!(
+                                    "k = {k} is out of range for an axis of {n} elements"
+                                ));
                             }
                         }
                         let mut out = s.clone();
@@ -365,7 +489,14 @@ mod tests {
     use super::*;
 
     fn ctx(op_type: &'static str, opset: i64) -> NodeContext<'static> {
-        NodeContext { name: "n", op_type, domain: "", opset, num_inputs: 1, num_outputs: 1 }
+        NodeContext {
+            name: "n",
+            op_type,
+            domain: "",
+            opset,
+            num_inputs: 1,
+            num_outputs: 1,
+        }
     }
 
     fn known(s: &[usize]) -> Vec<Dim> {
@@ -375,13 +506,42 @@ mod tests {
     #[test]
     fn parse_fills_opset_defaults() {
         let none = Attributes::default();
-        let old = ReduceOp::parse(&ctx("Softmax", 11), &none).unwrap().unwrap();
-        assert_eq!(old, ReduceOp::Softmax { axis: 1, coerce_2d: true });
-        let new = ReduceOp::parse(&ctx("Softmax", 13), &none).unwrap().unwrap();
-        assert_eq!(new, ReduceOp::Softmax { axis: -1, coerce_2d: false });
-        let attrs = Attributes::new(vec![("axes".into(), Attr::Ints(vec![1])), ("keepdims".into(), Attr::Int(0))]);
-        let r = ReduceOp::parse(&ctx("ReduceMean", 13), &attrs).unwrap().unwrap();
-        assert_eq!(r, ReduceOp::Reduce { kind: ReduceKind::Mean, axes: Some(vec![1]), keepdims: false, noop_with_empty_axes: false });
+        let old = ReduceOp::parse(&ctx("Softmax", 11), &none)
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            old,
+            ReduceOp::Softmax {
+                axis: 1,
+                coerce_2d: true
+            }
+        );
+        let new = ReduceOp::parse(&ctx("Softmax", 13), &none)
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            new,
+            ReduceOp::Softmax {
+                axis: -1,
+                coerce_2d: false
+            }
+        );
+        let attrs = Attributes::new(vec![
+            ("axes".into(), Attr::Ints(vec![1])),
+            ("keepdims".into(), Attr::Int(0)),
+        ]);
+        let r = ReduceOp::parse(&ctx("ReduceMean", 13), &attrs)
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            r,
+            ReduceOp::Reduce {
+                kind: ReduceKind::Mean,
+                axes: Some(vec![1]),
+                keepdims: false,
+                noop_with_empty_axes: false
+            }
+        );
         assert!(ReduceOp::parse(&ctx("TopK", 1), &none).unwrap().is_err());
         assert!(ReduceOp::parse(&ctx("Relu", 13), &none).is_none());
         let attrs = r.attributes();
@@ -391,18 +551,47 @@ mod tests {
     #[test]
     fn reduce_shapes() {
         let s = vec![Dim::Symbol("n".into()), Dim::Known(3), Dim::Known(4)];
-        assert_eq!(reduced_shape(&s, &[-1], true).unwrap(), vec![Dim::Symbol("n".into()), Dim::Known(3), Dim::Known(1)]);
+        assert_eq!(
+            reduced_shape(&s, &[-1], true).unwrap(),
+            vec![Dim::Symbol("n".into()), Dim::Known(3), Dim::Known(1)]
+        );
         assert_eq!(reduced_shape(&s, &[], false).unwrap(), vec![]);
         assert!(reduced_shape(&s, &[3], false).is_err());
         assert!(reduced_shape(&s, &[1, -2], false).is_err());
         let info = ValueInfo::new(DType::F32, s.clone());
         let axes = slimnet_tensor::Tensor::from_vec(vec![1], vec![0i64]).unwrap();
         let axes_info = ValueInfo::of_tensor(&axes);
-        let op = ReduceOp::Reduce { kind: ReduceKind::Sum, axes: None, keepdims: false, noop_with_empty_axes: false };
-        let ins = [Some(InferInput { info: &info, value: None }), Some(InferInput { info: &axes_info, value: Some(&axes) })];
+        let op = ReduceOp::Reduce {
+            kind: ReduceKind::Sum,
+            axes: None,
+            keepdims: false,
+            noop_with_empty_axes: false,
+        };
+        let ins = [
+            Some(InferInput {
+                info: &info,
+                value: None,
+            }),
+            Some(InferInput {
+                info: &axes_info,
+                value: Some(&axes),
+            }),
+        ];
         assert_eq!(op.infer(&ins).unwrap()[0].shape, Some(known(&[3, 4])));
-        let ins = [Some(InferInput { info: &info, value: None }), Some(InferInput { info: &axes_info, value: None })];
-        assert_eq!(op.infer(&ins).unwrap()[0].shape, Some(vec![Dim::Unknown, Dim::Unknown]));
+        let ins = [
+            Some(InferInput {
+                info: &info,
+                value: None,
+            }),
+            Some(InferInput {
+                info: &axes_info,
+                value: None,
+            }),
+        ];
+        assert_eq!(
+            op.infer(&ins).unwrap()[0].shape,
+            Some(vec![Dim::Unknown, Dim::Unknown])
+        );
     }
 
     #[test]
@@ -410,12 +599,37 @@ mod tests {
         let info = ValueInfo::new(DType::F32, known(&[2, 5]));
         let k = slimnet_tensor::Tensor::from_vec(vec![1], vec![3i64]).unwrap();
         let k_info = ValueInfo::of_tensor(&k);
-        let op = ReduceOp::TopK { axis: -1, largest: true, sorted: true, k: None };
-        let out = op.infer(&[Some(InferInput { info: &info, value: None }), Some(InferInput { info: &k_info, value: Some(&k) })]).unwrap();
+        let op = ReduceOp::TopK {
+            axis: -1,
+            largest: true,
+            sorted: true,
+            k: None,
+        };
+        let out = op
+            .infer(&[
+                Some(InferInput {
+                    info: &info,
+                    value: None,
+                }),
+                Some(InferInput {
+                    info: &k_info,
+                    value: Some(&k),
+                }),
+            ])
+            .unwrap();
         assert_eq!(out[0].shape, Some(known(&[2, 3])));
         assert_eq!(out[1].dtype, Some(DType::I64));
-        let ln = ReduceOp::LayerNormalization { axis: 1, epsilon: 1e-5, stash_type: 1 };
-        let out = ln.infer(&[Some(InferInput { info: &info, value: None })]).unwrap();
+        let ln = ReduceOp::LayerNormalization {
+            axis: 1,
+            epsilon: 1e-5,
+            stash_type: 1,
+        };
+        let out = ln
+            .infer(&[Some(InferInput {
+                info: &info,
+                value: None,
+            })])
+            .unwrap();
         assert_eq!(out[1], ValueInfo::new(DType::F32, known(&[2, 1])));
     }
 }

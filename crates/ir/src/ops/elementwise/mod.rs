@@ -206,7 +206,10 @@ fn cast_target(attrs: &Attributes) -> Result<DType, AttrError> {
 /// numpy broadcasting covers only its default (suffix) alignment.
 fn check_legacy_broadcast(ctx: &NodeContext, attrs: &Attributes) -> Result<(), AttrError> {
     if ctx.opset < 7 && attrs.int("broadcast", 0)? != 0 && attrs.contains("axis") {
-        return Err(AttrError::new("axis", "broadcasting along an axis (opset < 7) is not supported"));
+        return Err(AttrError::new(
+            "axis",
+            "broadcasting along an axis (opset < 7) is not supported",
+        ));
     }
     Ok(())
 }
@@ -271,56 +274,114 @@ impl ElementwiseOp {
         };
         if let Some(op) = simple {
             let legacy = match op {
-                E::Equal | E::Less | E::Greater | E::And | E::Or | E::Xor | E::PRelu => check_legacy_broadcast(ctx, attrs),
+                E::Equal | E::Less | E::Greater | E::And | E::Or | E::Xor | E::PRelu => {
+                    check_legacy_broadcast(ctx, attrs)
+                }
                 _ => Ok(()),
             };
             return Some(legacy.map(|()| op));
         }
         let op = match ctx.op_type {
-            "Add" | "Sub" | "Mul" | "Div" | "Pow" => check_legacy_broadcast(ctx, attrs).map(|()| match ctx.op_type {
-                "Add" => E::Add,
-                "Sub" => E::Sub,
-                "Mul" => E::Mul,
-                "Div" => E::Div,
-                _ => E::Pow,
-            }),
-            "Mod" => flag(attrs, "fmod", false).map(|fmod| E::Mod { fmod }),
-            "LeakyRelu" => attrs.float("alpha", 0.01).map(|alpha| E::LeakyRelu { alpha }),
-            "Elu" => attrs.float("alpha", 1.0).map(|alpha| E::Elu { alpha }),
-            "Selu" => (|| Ok(E::Selu { alpha: attrs.float("alpha", SELU_ALPHA)?, gamma: attrs.float("gamma", SELU_GAMMA)? }))(),
-            "Celu" => attrs.float("alpha", 1.0).map(|alpha| E::Celu { alpha }),
-            "HardSigmoid" => {
-                (|| Ok(E::HardSigmoid { alpha: attrs.float("alpha", 0.2)?, beta: attrs.float("beta", 0.5)? }))()
+            "Add" | "Sub" | "Mul" | "Div" | "Pow" => {
+                check_legacy_broadcast(ctx, attrs).map(|()| match ctx.op_type {
+                    "Add" => E::Add,
+                    "Sub" => E::Sub,
+                    "Mul" => E::Mul,
+                    "Div" => E::Div,
+                    _ => E::Pow,
+                })
             }
-            "ThresholdedRelu" => attrs.float("alpha", 1.0).map(|alpha| E::ThresholdedRelu { alpha }),
-            "Swish" => attrs.float("alpha", 1.0).map(|alpha| E::Swish { alpha }),
-            "Shrink" => (|| Ok(E::Shrink { bias: attrs.float("bias", 0.0)?, lambd: attrs.float("lambd", 0.5)? }))(),
-            "Gelu" => attrs.string("approximate", "none").and_then(|a| match a.as_str() {
-                "none" => Ok(E::Gelu { approximate: GeluApproximation::None }),
-                "tanh" => Ok(E::Gelu { approximate: GeluApproximation::Tanh }),
-                other => Err(AttrError::new("approximate", format!("expected \"none\" or \"tanh\", got {other:?}"))),
-            }),
-            "Clip" if ctx.opset < 11 => (|| {
-                Ok(E::Clip { min: Some(attrs.float("min", f32::MIN)?), max: Some(attrs.float("max", f32::MAX)?) })
+            "Mod" => flag(attrs, "fmod", false).map(|fmod| E::Mod { fmod }),
+            "LeakyRelu" => attrs
+                .float("alpha", 0.01)
+                .map(|alpha| E::LeakyRelu { alpha }),
+            "Elu" => attrs.float("alpha", 1.0).map(|alpha| E::Elu { alpha }),
+            "Selu" => (|| {
+                Ok(E::Selu {
+                    alpha: attrs.float("alpha", SELU_ALPHA)?,
+                    gamma: attrs.float("gamma", SELU_GAMMA)?,
+                })
             })(),
-            "Clip" => Ok(E::Clip { min: None, max: None }),
-            "BitShift" => attrs.string_opt("direction").and_then(|d| match d.as_deref() {
-                Some("LEFT") => Ok(E::BitShift { direction: ShiftDirection::Left }),
-                Some("RIGHT") => Ok(E::BitShift { direction: ShiftDirection::Right }),
-                Some(other) => Err(AttrError::new("direction", format!("expected \"LEFT\" or \"RIGHT\", got {other:?}"))),
-                None => Err(AttrError::new("direction", "required but missing")),
+            "Celu" => attrs.float("alpha", 1.0).map(|alpha| E::Celu { alpha }),
+            "HardSigmoid" => (|| {
+                Ok(E::HardSigmoid {
+                    alpha: attrs.float("alpha", 0.2)?,
+                    beta: attrs.float("beta", 0.5)?,
+                })
+            })(),
+            "ThresholdedRelu" => attrs
+                .float("alpha", 1.0)
+                .map(|alpha| E::ThresholdedRelu { alpha }),
+            "Swish" => attrs.float("alpha", 1.0).map(|alpha| E::Swish { alpha }),
+            "Shrink" => (|| {
+                Ok(E::Shrink {
+                    bias: attrs.float("bias", 0.0)?,
+                    lambd: attrs.float("lambd", 0.5)?,
+                })
+            })(),
+            "Gelu" => attrs
+                .string("approximate", "none")
+                .and_then(|a| match a.as_str() {
+                    "none" => Ok(E::Gelu {
+                        approximate: GeluApproximation::None,
+                    }),
+                    "tanh" => Ok(E::Gelu {
+                        approximate: GeluApproximation::Tanh,
+                    }),
+                    other => Err(AttrError::new(
+                        "approximate",
+                        format!("expected \"none\" or \"tanh\", got {other:?}"),
+                    )),
+                }),
+            "Clip" if ctx.opset < 11 => (|| {
+                Ok(E::Clip {
+                    min: Some(attrs.float("min", f32::MIN)?),
+                    max: Some(attrs.float("max", f32::MAX)?),
+                })
+            })(),
+            "Clip" => Ok(E::Clip {
+                min: None,
+                max: None,
             }),
+            "BitShift" => attrs
+                .string_opt("direction")
+                .and_then(|d| match d.as_deref() {
+                    Some("LEFT") => Ok(E::BitShift {
+                        direction: ShiftDirection::Left,
+                    }),
+                    Some("RIGHT") => Ok(E::BitShift {
+                        direction: ShiftDirection::Right,
+                    }),
+                    Some(other) => Err(AttrError::new(
+                        "direction",
+                        format!("expected \"LEFT\" or \"RIGHT\", got {other:?}"),
+                    )),
+                    None => Err(AttrError::new("direction", "required but missing")),
+                }),
             "IsInf" => (|| {
                 Ok(E::IsInf {
                     detect_negative: flag(attrs, "detect_negative", true)?,
                     detect_positive: flag(attrs, "detect_positive", true)?,
                 })
             })(),
-            "Cast" => (|| Ok(E::Cast { to: cast_target(attrs)?, saturate: saturate(attrs)? }))(),
+            "Cast" => (|| {
+                Ok(E::Cast {
+                    to: cast_target(attrs)?,
+                    saturate: saturate(attrs)?,
+                })
+            })(),
             "CastLike" => saturate(attrs).map(|saturate| E::CastLike { saturate }),
             "Dropout" => (|| {
-                let ratio = if ctx.opset < 12 { Some(attrs.float("ratio", 0.5)?) } else { None };
-                Ok(E::Dropout { ratio, seed: attrs.int_opt("seed")?, bool_mask: ctx.opset >= 10 })
+                let ratio = if ctx.opset < 12 {
+                    Some(attrs.float("ratio", 0.5)?)
+                } else {
+                    None
+                };
+                Ok(E::Dropout {
+                    ratio,
+                    seed: attrs.int_opt("seed")?,
+                    bool_mask: ctx.opset >= 10,
+                })
             })(),
             _ => return None,
         };
@@ -413,7 +474,11 @@ impl ElementwiseOp {
         let f = |name: &str, v: f32| (name.to_string(), Attr::Float(v));
         let i = |name: &str, v: i64| (name.to_string(), Attr::Int(v));
         match self {
-            E::LeakyRelu { alpha } | E::Elu { alpha } | E::Celu { alpha } | E::ThresholdedRelu { alpha } | E::Swish { alpha } => {
+            E::LeakyRelu { alpha }
+            | E::Elu { alpha }
+            | E::Celu { alpha }
+            | E::ThresholdedRelu { alpha }
+            | E::Swish { alpha } => {
                 vec![f("alpha", *alpha)]
             }
             E::Selu { alpha, gamma } => vec![f("alpha", *alpha), f("gamma", *gamma)],
@@ -444,8 +509,14 @@ impl ElementwiseOp {
                 };
                 vec![("direction".into(), Attr::String(s.into()))]
             }
-            E::IsInf { detect_negative, detect_positive } => {
-                vec![i("detect_negative", *detect_negative as i64), i("detect_positive", *detect_positive as i64)]
+            E::IsInf {
+                detect_negative,
+                detect_positive,
+            } => {
+                vec![
+                    i("detect_negative", *detect_negative as i64),
+                    i("detect_positive", *detect_positive as i64),
+                ]
             }
             E::Cast { to, saturate } => {
                 let mut v = vec![i("to", to.onnx_code() as i64)];
@@ -480,10 +551,21 @@ mod tests {
     use super::*;
 
     fn ctx(op_type: &'static str, opset: i64) -> NodeContext<'static> {
-        NodeContext { name: "n", op_type, domain: "", opset, num_inputs: 1, num_outputs: 1 }
+        NodeContext {
+            name: "n",
+            op_type,
+            domain: "",
+            opset,
+            num_inputs: 1,
+            num_outputs: 1,
+        }
     }
 
-    fn parse<S: Into<String>>(op_type: &'static str, opset: i64, attrs: Vec<(S, Attr)>) -> Result<ElementwiseOp, AttrError> {
+    fn parse<S: Into<String>>(
+        op_type: &'static str,
+        opset: i64,
+        attrs: Vec<(S, Attr)>,
+    ) -> Result<ElementwiseOp, AttrError> {
         let attrs = Attributes::new(attrs.into_iter().map(|(n, a)| (n.into(), a)).collect());
         ElementwiseOp::parse(&ctx(op_type, opset), &attrs).expect("elementwise op")
     }
@@ -491,52 +573,145 @@ mod tests {
     #[test]
     fn defaults_follow_the_opset() {
         let none: Vec<(&str, Attr)> = Vec::new();
-        assert_eq!(parse("LeakyRelu", 16, none.clone()).unwrap(), ElementwiseOp::LeakyRelu { alpha: 0.01 });
-        assert_eq!(parse("Clip", 6, vec![("max", Attr::Float(6.0))]).unwrap(), ElementwiseOp::Clip { min: Some(f32::MIN), max: Some(6.0) });
-        assert_eq!(parse("Clip", 13, none.clone()).unwrap(), ElementwiseOp::Clip { min: None, max: None });
-        assert_eq!(parse("Dropout", 7, none.clone()).unwrap(), ElementwiseOp::Dropout { ratio: Some(0.5), seed: None, bool_mask: false });
-        assert_eq!(parse("Dropout", 13, none.clone()).unwrap(), ElementwiseOp::Dropout { ratio: None, seed: None, bool_mask: true });
-        assert_eq!(parse("Gelu", 20, none.clone()).unwrap(), ElementwiseOp::Gelu { approximate: GeluApproximation::None });
+        assert_eq!(
+            parse("LeakyRelu", 16, none.clone()).unwrap(),
+            ElementwiseOp::LeakyRelu { alpha: 0.01 }
+        );
+        assert_eq!(
+            parse("Clip", 6, vec![("max", Attr::Float(6.0))]).unwrap(),
+            ElementwiseOp::Clip {
+                min: Some(f32::MIN),
+                max: Some(6.0)
+            }
+        );
+        assert_eq!(
+            parse("Clip", 13, none.clone()).unwrap(),
+            ElementwiseOp::Clip {
+                min: None,
+                max: None
+            }
+        );
+        assert_eq!(
+            parse("Dropout", 7, none.clone()).unwrap(),
+            ElementwiseOp::Dropout {
+                ratio: Some(0.5),
+                seed: None,
+                bool_mask: false
+            }
+        );
+        assert_eq!(
+            parse("Dropout", 13, none.clone()).unwrap(),
+            ElementwiseOp::Dropout {
+                ratio: None,
+                seed: None,
+                bool_mask: true
+            }
+        );
+        assert_eq!(
+            parse("Gelu", 20, none.clone()).unwrap(),
+            ElementwiseOp::Gelu {
+                approximate: GeluApproximation::None
+            }
+        );
         assert_eq!(
             parse("IsInf", 20, vec![("detect_negative", Attr::Int(0))]).unwrap(),
-            ElementwiseOp::IsInf { detect_negative: false, detect_positive: true }
+            ElementwiseOp::IsInf {
+                detect_negative: false,
+                detect_positive: true
+            }
         );
         let selu = parse("Selu", 6, none).unwrap();
-        assert_eq!(selu, ElementwiseOp::Selu { alpha: 1.673_263_2, gamma: 1.050_701 });
+        assert_eq!(
+            selu,
+            ElementwiseOp::Selu {
+                alpha: 1.673_263_2,
+                gamma: 1.050_701
+            }
+        );
         assert!(ElementwiseOp::parse(&ctx("Conv", 11), &Attributes::default()).is_none());
     }
 
     #[test]
     fn bad_attributes_are_errors() {
-        assert!(parse("Gelu", 20, vec![("approximate", Attr::String("fast".into()))]).is_err());
+        assert!(parse(
+            "Gelu",
+            20,
+            vec![("approximate", Attr::String("fast".into()))]
+        )
+        .is_err());
         assert!(parse("BitShift", 11, Vec::<(&str, Attr)>::new()).is_err());
-        assert!(parse("BitShift", 11, vec![("direction", Attr::String("UP".into()))]).is_err());
+        assert!(parse(
+            "BitShift",
+            11,
+            vec![("direction", Attr::String("UP".into()))]
+        )
+        .is_err());
         assert!(parse("Cast", 13, Vec::<(&str, Attr)>::new()).is_err());
         assert!(parse("Cast", 19, vec![("to", Attr::Int(17))]).is_err());
         assert!(parse("LeakyRelu", 16, vec![("alpha", Attr::String("x".into()))]).is_err());
-        assert!(parse("Add", 6, vec![("broadcast", Attr::Int(1)), ("axis", Attr::Int(1))]).is_err());
+        assert!(parse(
+            "Add",
+            6,
+            vec![("broadcast", Attr::Int(1)), ("axis", Attr::Int(1))]
+        )
+        .is_err());
         assert!(parse("Add", 6, vec![("broadcast", Attr::Int(1))]).is_ok());
     }
 
     #[test]
     fn attributes_round_trip() {
         let ops = [
-            ("Selu", 22, vec![("alpha", Attr::Float(2.0)), ("gamma", Attr::Float(3.0))]),
-            ("Clip", 6, vec![("min", Attr::Float(-1.0)), ("max", Attr::Float(1.0))]),
+            (
+                "Selu",
+                22,
+                vec![("alpha", Attr::Float(2.0)), ("gamma", Attr::Float(3.0))],
+            ),
+            (
+                "Clip",
+                6,
+                vec![("min", Attr::Float(-1.0)), ("max", Attr::Float(1.0))],
+            ),
             ("Mod", 13, vec![("fmod", Attr::Int(1))]),
-            ("BitShift", 11, vec![("direction", Attr::String("RIGHT".into()))]),
-            ("Cast", 19, vec![("to", Attr::Int(10)), ("saturate", Attr::Int(0))]),
+            (
+                "BitShift",
+                11,
+                vec![("direction", Attr::String("RIGHT".into()))],
+            ),
+            (
+                "Cast",
+                19,
+                vec![("to", Attr::Int(10)), ("saturate", Attr::Int(0))],
+            ),
             ("Dropout", 13, vec![("seed", Attr::Int(7))]),
-            ("Gelu", 20, vec![("approximate", Attr::String("tanh".into()))]),
-            ("Shrink", 9, vec![("bias", Attr::Float(0.5)), ("lambd", Attr::Float(2.0))]),
+            (
+                "Gelu",
+                20,
+                vec![("approximate", Attr::String("tanh".into()))],
+            ),
+            (
+                "Shrink",
+                9,
+                vec![("bias", Attr::Float(0.5)), ("lambd", Attr::Float(2.0))],
+            ),
         ];
         for (op_type, opset, attrs) in ops {
             let op = parse(op_type, opset, attrs).unwrap();
             assert_eq!(op.op_type(), op_type);
-            assert_eq!(parse(op_type, opset, op.attributes()).unwrap(), op, "{op_type}");
+            assert_eq!(
+                parse(op_type, opset, op.attributes()).unwrap(),
+                op,
+                "{op_type}"
+            );
         }
         // Opset-specific attributes are not invented.
-        assert!(parse("Cast", 13, vec![("to", Attr::Int(1))]).unwrap().attributes().iter().all(|(n, _)| n != "saturate"));
-        assert!(parse("Dropout", 13, Vec::<(&str, Attr)>::new()).unwrap().attributes().is_empty());
+        assert!(parse("Cast", 13, vec![("to", Attr::Int(1))])
+            .unwrap()
+            .attributes()
+            .iter()
+            .all(|(n, _)| n != "saturate"));
+        assert!(parse("Dropout", 13, Vec::<(&str, Attr)>::new())
+            .unwrap()
+            .attributes()
+            .is_empty());
     }
 }

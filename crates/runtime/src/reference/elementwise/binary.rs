@@ -37,16 +37,30 @@ fn dtype_error(name: &str, a: &Tensor, b: &Tensor) -> String {
     if a.dtype() == b.dtype() {
         format!("{name} does not support dtype {}", a.dtype())
     } else {
-        format!("{name} expects inputs of one dtype, got {} and {}", a.dtype(), b.dtype())
+        format!(
+            "{name} expects inputs of one dtype, got {} and {}",
+            a.dtype(),
+            b.dtype()
+        )
     }
 }
 
-fn float_binary<T: Float>(a: (&[T], &[usize]), b: (&[T], &[usize]), g: impl Fn(f64, f64) -> f64) -> Result<Tensor, String> {
-    let (shape, v) = binary(a.0, a.1, b.0, b.1, |&p, &q| T::from_f64(g(p.to_f64(), q.to_f64())))?;
+fn float_binary<T: Float>(
+    a: (&[T], &[usize]),
+    b: (&[T], &[usize]),
+    g: impl Fn(f64, f64) -> f64,
+) -> Result<Tensor, String> {
+    let (shape, v) = binary(a.0, a.1, b.0, b.1, |&p, &q| {
+        T::from_f64(g(p.to_f64(), q.to_f64()))
+    })?;
     tensor(&shape, v)
 }
 
-fn float_arith<T: Float>(op: Arith, a: (&[T], &[usize]), b: (&[T], &[usize])) -> Result<Tensor, String> {
+fn float_arith<T: Float>(
+    op: Arith,
+    a: (&[T], &[usize]),
+    b: (&[T], &[usize]),
+) -> Result<Tensor, String> {
     match op {
         Arith::Add => float_binary(a, b, |p, q| p + q),
         Arith::Sub => float_binary(a, b, |p, q| p - q),
@@ -60,12 +74,20 @@ fn float_arith<T: Float>(op: Arith, a: (&[T], &[usize]), b: (&[T], &[usize])) ->
     }
 }
 
-fn int_binary<T: Int>(a: (&[T], &[usize]), b: (&[T], &[usize]), g: impl Fn(T, T) -> T) -> Result<Tensor, String> {
+fn int_binary<T: Int>(
+    a: (&[T], &[usize]),
+    b: (&[T], &[usize]),
+    g: impl Fn(T, T) -> T,
+) -> Result<Tensor, String> {
     let (shape, v) = binary(a.0, a.1, b.0, b.1, |&p, &q| g(p, q))?;
     tensor(&shape, v)
 }
 
-fn int_arith<T: Int>(op: Arith, a: (&[T], &[usize]), b: (&[T], &[usize])) -> Result<Tensor, String> {
+fn int_arith<T: Int>(
+    op: Arith,
+    a: (&[T], &[usize]),
+    b: (&[T], &[usize]),
+) -> Result<Tensor, String> {
     if matches!(op, Arith::Div | Arith::Mod(_)) && b.0.contains(&T::zero()) {
         return Err("integer division by zero".into());
     }
@@ -119,7 +141,12 @@ fn exponents(e: &Tensor) -> Result<Exponents, String> {
         TensorData::F32(_) | TensorData::F64(_) | TensorData::F16(_) | TensorData::BF16(_) => {
             Exponents::Float(e.to_vec::<f64>().map_err(|e| e.to_string())?)
         }
-        _ => return Err(format!("Pow does not support exponents of dtype {}", e.dtype())),
+        _ => {
+            return Err(format!(
+                "Pow does not support exponents of dtype {}",
+                e.dtype()
+            ))
+        }
     })
 }
 
@@ -133,10 +160,17 @@ fn powf(p: f64, q: f64) -> f64 {
     }
 }
 
-fn pow_float<T: Float>(x: &[T], sx: &[usize], e: &Exponents, se: &[usize]) -> Result<Tensor, String> {
+fn pow_float<T: Float>(
+    x: &[T],
+    sx: &[usize],
+    e: &Exponents,
+    se: &[usize],
+) -> Result<Tensor, String> {
     let (shape, v) = match e {
         Exponents::Float(e) => binary(x, sx, e, se, |&p, &q| T::from_f64(powf(p.to_f64(), q)))?,
-        Exponents::Int(e) => binary(x, sx, e, se, |&p, &q| T::from_f64(p.to_f64().powf(q as f64)))?,
+        Exponents::Int(e) => binary(x, sx, e, se, |&p, &q| {
+            T::from_f64(p.to_f64().powf(q as f64))
+        })?,
     };
     tensor(&shape, v)
 }
@@ -173,7 +207,10 @@ pub fn pow(x: &Tensor, e: &Tensor) -> Result<Tensor, String> {
         TensorData::U16(v) => pow_int(v, sx, &ex, se),
         TensorData::U32(v) => pow_int(v, sx, &ex, se),
         TensorData::U64(v) => pow_int(v, sx, &ex, se),
-        _ => Err(format!("Pow does not support a base of dtype {}", x.dtype())),
+        _ => Err(format!(
+            "Pow does not support a base of dtype {}",
+            x.dtype()
+        )),
     }
 }
 
@@ -187,7 +224,11 @@ pub enum Compare {
     GreaterOrEqual,
 }
 
-fn compare_typed<T: PartialOrd>(op: Compare, a: (&[T], &[usize]), b: (&[T], &[usize])) -> Result<Tensor, String> {
+fn compare_typed<T: PartialOrd>(
+    op: Compare,
+    a: (&[T], &[usize]),
+    b: (&[T], &[usize]),
+) -> Result<Tensor, String> {
     let (shape, v) = match op {
         Compare::Equal => binary(a.0, a.1, b.0, b.1, |p, q| p == q)?,
         Compare::Less => binary(a.0, a.1, b.0, b.1, |p, q| p < q)?,
@@ -262,7 +303,11 @@ pub fn bits(name: &str, op: Bits, a: &Tensor, b: &Tensor, on_bool: bool) -> Resu
     if on_bool {
         return match (a.data(), b.data()) {
             (TensorData::Bool(x), TensorData::Bool(y)) => bool_logic(op, (x, sa), (y, sb)),
-            _ => Err(format!("{name} expects bool tensors, got {} and {}", a.dtype(), b.dtype())),
+            _ => Err(format!(
+                "{name} expects bool tensors, got {} and {}",
+                a.dtype(),
+                b.dtype()
+            )),
         };
     }
     same_dtype!(a, b, x, y, [I8, I16, I32, I64, U8, U16, U32, U64] => int_bits(op, (x, sa), (y, sb)),
@@ -275,7 +320,10 @@ pub fn variadic(name: &str, op: Arith, inputs: &[&Tensor], mean: bool) -> Result
         return Err(format!("{name} needs at least one input"));
     };
     if matches!(op, Arith::Add) && !first.dtype().is_float() {
-        return Err(format!("{name} expects float tensors, got {}", first.dtype()));
+        return Err(format!(
+            "{name} expects float tensors, got {}",
+            first.dtype()
+        ));
     }
     if rest.is_empty() && !first.dtype().is_float() && !first.dtype().is_integer() {
         return Err(format!("{name} does not support dtype {}", first.dtype()));
@@ -285,7 +333,9 @@ pub fn variadic(name: &str, op: Arith, inputs: &[&Tensor], mean: bool) -> Result
         acc = arith(name, op, &acc, t)?;
     }
     if mean && !rest.is_empty() {
-        let n = Tensor::scalar((inputs.len() as f64) as f32).cast(acc.dtype()).map_err(|e| e.to_string())?;
+        let n = Tensor::scalar((inputs.len() as f64) as f32)
+            .cast(acc.dtype())
+            .map_err(|e| e.to_string())?;
         acc = arith(name, Arith::Div, &acc, &n)?;
     }
     Ok(acc)

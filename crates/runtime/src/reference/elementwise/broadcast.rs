@@ -58,7 +58,12 @@ impl<const N: usize> Plan<N> {
             dims.push(shape[o]);
             strides.push(full[o]);
         }
-        Ok(Plan { shape, len, dims, strides })
+        Ok(Plan {
+            shape,
+            len,
+            dims,
+            strides,
+        })
     }
 
     /// Number of output elements.
@@ -114,7 +119,8 @@ impl<const N: usize> Plan<N> {
 /// memory (a broadcast can ask for far more than its inputs hold).
 fn reserve<O>(n: usize) -> Result<Vec<O>, String> {
     let mut v = Vec::new();
-    v.try_reserve_exact(n).map_err(|_| format!("the broadcast output of {n} elements does not fit in memory"))?;
+    v.try_reserve_exact(n)
+        .map_err(|_| format!("the broadcast output of {n} elements does not fit in memory"))?;
     Ok(v)
 }
 
@@ -135,7 +141,12 @@ pub fn binary<A, B, O>(
     let plan = Plan::new([sa, sb])?;
     let mut out = reserve(plan.len())?;
     plan.for_each_run(|[oa, ob], n, [ia, ib]| match (ia, ib) {
-        (1, 1) => out.extend(a[oa..oa + n].iter().zip(&b[ob..ob + n]).map(|(x, y)| f(x, y))),
+        (1, 1) => out.extend(
+            a[oa..oa + n]
+                .iter()
+                .zip(&b[ob..ob + n])
+                .map(|(x, y)| f(x, y)),
+        ),
         (1, 0) => {
             let y = &b[ob];
             out.extend(a[oa..oa + n].iter().map(|x| f(x, y)));
@@ -157,7 +168,12 @@ pub fn ternary<A, B, C, O>(
     f: impl Fn(&A, &B, &C) -> O,
 ) -> Result<(Vec<usize>, Vec<O>), String> {
     if sa == sb && sb == sc {
-        let v = a.iter().zip(b).zip(c).map(|((x, y), z)| f(x, y, z)).collect();
+        let v = a
+            .iter()
+            .zip(b)
+            .zip(c)
+            .map(|((x, y), z)| f(x, y, z))
+            .collect();
         return Ok((sa.to_vec(), v));
     }
     let plan = Plan::new([sa, sb, sc])?;
@@ -211,7 +227,14 @@ mod tests {
         let a = [0u8; 1];
         assert!(binary(&a, &[1, 1], &a, &[1, 1], |x, y| x + y).is_ok());
         let big = vec![0u8; 1 << 20];
-        assert!(binary(&big, &[1 << 20, 1], &big, &[1, 1 << 20], |&x, &y| [x as u64 + y as u64; 32]).is_err());
+        assert!(binary(
+            &big,
+            &[1 << 20, 1],
+            &big,
+            &[1, 1 << 20],
+            |&x, &y| [x as u64 + y as u64; 32]
+        )
+        .is_err());
     }
 
     #[test]

@@ -29,7 +29,11 @@ fn exact_ints(x: &Tensor) -> Option<Vec<i128>> {
     })
 }
 
-fn direct<S: Element, T: Element>(shape: &[usize], v: &[S], f: impl Fn(S) -> T) -> Result<Tensor, String> {
+fn direct<S: Element, T: Element>(
+    shape: &[usize],
+    v: &[S],
+    f: impl Fn(S) -> T,
+) -> Result<Tensor, String> {
     Tensor::from_vec(shape.to_vec(), v.iter().map(|&a| f(a)).collect()).map_err(reason)
 }
 
@@ -54,7 +58,8 @@ pub fn cast(x: &Tensor, to: DType) -> Result<Tensor, String> {
                 DType::U16 => narrow::<u16>(shape, &ints),
                 DType::U32 => narrow::<u32>(shape, &ints),
                 DType::U64 => narrow::<u64>(shape, &ints),
-                _ => Tensor::from_vec(shape.to_vec(), ints.iter().map(|&v| v != 0).collect()).map_err(reason),
+                _ => Tensor::from_vec(shape.to_vec(), ints.iter().map(|&v| v != 0).collect())
+                    .map_err(reason),
             };
         }
     }

@@ -78,7 +78,11 @@ fn chebyshev_fit(f: &dyn Fn(f64) -> f64, df: &dyn Fn(f64) -> f64, lo: f64, hi: f
         .collect();
     let mut c = [0.0; CHEB_DEGREE + 1];
     for (k, ck) in c.iter_mut().enumerate() {
-        let s: f64 = values.iter().enumerate().map(|(j, v)| v * (PI * k as f64 * (j as f64 + 0.5) / n as f64).cos()).sum();
+        let s: f64 = values
+            .iter()
+            .enumerate()
+            .map(|(j, v)| v * (PI * k as f64 * (j as f64 + 0.5) / n as f64).cos())
+            .sum();
         *ck = 2.0 * s / n as f64;
     }
     c[0] = c[0] / 2.0 + f0;
@@ -89,17 +93,36 @@ fn chebyshev_fit(f: &dyn Fn(f64) -> f64, df: &dyn Fn(f64) -> f64, lo: f64, hi: f
 fn tables() -> &'static (Vec<Cheb>, Vec<Cheb>) {
     static TABLES: std::sync::OnceLock<(Vec<Cheb>, Vec<Cheb>)> = std::sync::OnceLock::new();
     TABLES.get_or_init(|| {
-        let fit = |f: &dyn Fn(f64) -> f64, df: &dyn Fn(f64) -> f64, lo: f64, hi: f64| -> Vec<Cheb> {
-            let n = ((hi - lo) / CHEB_WIDTH) as usize;
-            (0..n).map(|i| chebyshev_fit(f, df, lo + i as f64 * CHEB_WIDTH, lo + (i + 1) as f64 * CHEB_WIDTH)).collect()
-        };
+        let fit =
+            |f: &dyn Fn(f64) -> f64, df: &dyn Fn(f64) -> f64, lo: f64, hi: f64| -> Vec<Cheb> {
+                let n = ((hi - lo) / CHEB_WIDTH) as usize;
+                (0..n)
+                    .map(|i| {
+                        chebyshev_fit(
+                            f,
+                            df,
+                            lo + i as f64 * CHEB_WIDTH,
+                            lo + (i + 1) as f64 * CHEB_WIDTH,
+                        )
+                    })
+                    .collect()
+            };
         // h(a) = erf(a) / a, h'(a) = (2/sqrt(pi) exp(-a^2) - h(a)) / a.
         let h = |a: f64| erf_series(a) / a;
         let dh = |a: f64| (FRAC_2_SQRT_PI * (-a * a).exp() - erf_series(a) / a) / a;
         // g(a) = erfc(a) exp(a^2), g'(a) = 2a g(a) - 2/sqrt(pi).
-        let g = |a: f64| if a < 2.5 { (1.0 - erf_series(a)) * (a * a).exp() } else { erfc_fraction_scaled(a) };
+        let g = |a: f64| {
+            if a < 2.5 {
+                (1.0 - erf_series(a)) * (a * a).exp()
+            } else {
+                erfc_fraction_scaled(a)
+            }
+        };
         let dg = |a: f64| 2.0 * a * g(a) - FRAC_2_SQRT_PI;
-        (fit(&h, &dh, 0.0, ERF_SPLIT), fit(&g, &dg, ERF_SPLIT, ERFC_END))
+        (
+            fit(&h, &dh, 0.0, ERF_SPLIT),
+            fit(&g, &dg, ERF_SPLIT, ERFC_END),
+        )
     })
 }
 
@@ -271,7 +294,10 @@ mod tests {
         ];
         for (x, want) in cases {
             let got = erf(x);
-            assert!((got - want).abs() <= 1e-15 * want.abs(), "erf({x}) = {got}, want {want}");
+            assert!(
+                (got - want).abs() <= 1e-15 * want.abs(),
+                "erf({x}) = {got}, want {want}"
+            );
         }
         assert_eq!(erf(f64::INFINITY), 1.0);
         assert_eq!(erf(f64::NEG_INFINITY), -1.0);
@@ -282,19 +308,35 @@ mod tests {
     fn interpolated_erf_matches_the_series() {
         for i in 0..4000 {
             let x = i as f64 * 0.0015;
-            let exact = if x < 2.5 { erf_series(x) } else { 1.0 - (-x * x).exp() * erfc_fraction_scaled(x) };
+            let exact = if x < 2.5 {
+                erf_series(x)
+            } else {
+                1.0 - (-x * x).exp() * erfc_fraction_scaled(x)
+            };
             // Both are within about 1e-15 of the true value.
-            assert!((erf(x) - exact).abs() <= 2e-15 * exact.max(1e-300), "erf({x}) = {} vs {exact}", erf(x));
+            assert!(
+                (erf(x) - exact).abs() <= 2e-15 * exact.max(1e-300),
+                "erf({x}) = {} vs {exact}",
+                erf(x)
+            );
         }
         assert_eq!(erf(1e-300), 1e-300 * FRAC_2_SQRT_PI);
     }
 
     #[test]
     fn erfc_keeps_relative_precision() {
-        let cases = [(-1.0, 1.842700792949715), (0.5, 0.4795001221869535), (3.0, 2.2090496998585438e-05), (10.0, 2.088487583762545e-45)];
+        let cases = [
+            (-1.0, 1.842700792949715),
+            (0.5, 0.4795001221869535),
+            (3.0, 2.2090496998585438e-05),
+            (10.0, 2.088487583762545e-45),
+        ];
         for (x, want) in cases {
             let got = erfc(x);
-            assert!((got - want).abs() <= 1e-14 * want, "erfc({x}) = {got}, want {want}");
+            assert!(
+                (got - want).abs() <= 1e-14 * want,
+                "erfc({x}) = {got}, want {want}"
+            );
         }
         assert_eq!(erfc(f64::INFINITY), 0.0);
         assert_eq!(erfc(f64::NEG_INFINITY), 2.0);

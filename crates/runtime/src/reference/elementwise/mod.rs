@@ -5,8 +5,8 @@
 //! truncating toward zero, Python's sign rule for `Mod` with `fmod = 0`). Binary
 //! and variadic ops broadcast the numpy way.
 
-pub mod broadcast;
 mod binary;
+pub mod broadcast;
 mod cast;
 pub(crate) mod math;
 pub(crate) mod num;
@@ -67,7 +67,9 @@ pub fn run(op: &ElementwiseOp, inputs: &[Option<&Tensor>]) -> Result<Vec<Tensor>
         E::Cast { to, .. } => cast::cast(x, *to)?,
         E::CastLike { .. } => cast::cast(x, second()?.dtype())?,
         E::Identity => x.clone(),
-        E::Dropout { ratio, bool_mask, .. } => return dropout(x, *ratio, inputs, *bool_mask),
+        E::Dropout {
+            ratio, bool_mask, ..
+        } => return dropout(x, *ratio, inputs, *bool_mask),
         _ => return Err(format!("{name} is not an elementwise kernel")),
     };
     Ok(vec![out])
@@ -77,7 +79,11 @@ pub fn run(op: &ElementwiseOp, inputs: &[Option<&Tensor>]) -> Result<Vec<Tensor>
 fn prelu(x: &Tensor, slope: &Tensor) -> Result<Tensor, String> {
     let out = arith("PRelu", Arith::PRelu, x, slope)?;
     if out.shape() != x.shape() {
-        return Err(format!("PRelu slope of shape {:?} does not broadcast to input shape {:?}", slope.shape(), x.shape()));
+        return Err(format!(
+            "PRelu slope of shape {:?} does not broadcast to input shape {:?}",
+            slope.shape(),
+            x.shape()
+        ));
     }
     Ok(out)
 }
@@ -85,7 +91,10 @@ fn prelu(x: &Tensor, slope: &Tensor) -> Result<Tensor, String> {
 /// The single value of a scalar (or one-element) tensor, converted to `f64`.
 fn scalar_f64(t: &Tensor, what: &str) -> Result<f64, String> {
     if t.len() != 1 {
-        return Err(format!("{what} must hold one element, got shape {:?}", t.shape()));
+        return Err(format!(
+            "{what} must hold one element, got shape {:?}",
+            t.shape()
+        ));
     }
     let v = t.to_vec::<f64>().map_err(|e| format!("{what}: {e}"))?;
     v.first().copied().ok_or_else(|| format!("{what} is empty"))
@@ -93,7 +102,12 @@ fn scalar_f64(t: &Tensor, what: &str) -> Result<f64, String> {
 
 /// Inference-mode dropout: the output is the input, the mask all ones. Training
 /// mode with a positive ratio is random, so it is refused.
-fn dropout(x: &Tensor, ratio_attr: Option<f32>, inputs: &[Option<&Tensor>], bool_mask: bool) -> Result<Vec<Tensor>, String> {
+fn dropout(
+    x: &Tensor,
+    ratio_attr: Option<f32>,
+    inputs: &[Option<&Tensor>],
+    bool_mask: bool,
+) -> Result<Vec<Tensor>, String> {
     let ratio = match (ratio_attr, optional(inputs, 1)) {
         (Some(r), _) => r as f64,
         (None, Some(t)) => scalar_f64(t, "ratio")?,
@@ -104,31 +118,53 @@ fn dropout(x: &Tensor, ratio_attr: Option<f32>, inputs: &[Option<&Tensor>], bool
         None => false,
     };
     if training && ratio > 0.0 {
-        return Err(format!("Dropout in training mode (ratio {ratio}) is random; only inference is supported"));
+        return Err(format!(
+            "Dropout in training mode (ratio {ratio}) is random; only inference is supported"
+        ));
     }
     let mask = if bool_mask {
         tensor(x.shape(), vec![true; x.len()])?
     } else {
-        Tensor::from_vec(x.shape().to_vec(), vec![1.0f64; x.len()]).and_then(|t| t.cast(x.dtype())).map_err(reason)?
+        Tensor::from_vec(x.shape().to_vec(), vec![1.0f64; x.len()])
+            .and_then(|t| t.cast(x.dtype()))
+            .map_err(reason)?
     };
     Ok(vec![x.clone(), mask])
 }
 
 /// A bound of `Clip`: the attribute (opsets before 11) or the optional input.
-fn bound<T: Element>(attr: Option<f32>, t: Option<&Tensor>, what: &str) -> Result<Option<T>, String> {
+fn bound<T: Element>(
+    attr: Option<f32>,
+    t: Option<&Tensor>,
+    what: &str,
+) -> Result<Option<T>, String> {
     if let Some(a) = attr {
         return Ok(Some(T::from_f64(a as f64)));
     }
     let Some(t) = t else { return Ok(None) };
-    let v = t.as_slice::<T>().map_err(|_| format!("Clip {what} has dtype {}, the input {}", t.dtype(), T::DTYPE))?;
+    let v = t.as_slice::<T>().map_err(|_| {
+        format!(
+            "Clip {what} has dtype {}, the input {}",
+            t.dtype(),
+            T::DTYPE
+        )
+    })?;
     match v {
         [] => Ok(None),
         [b] => Ok(Some(*b)),
-        _ => Err(format!("Clip {what} must be a scalar, got shape {:?}", t.shape())),
+        _ => Err(format!(
+            "Clip {what} must be a scalar, got shape {:?}",
+            t.shape()
+        )),
     }
 }
 
-fn clip_typed<T: Element>(x: &Tensor, v: &[T], lo: (Option<f32>, Option<&Tensor>), hi: (Option<f32>, Option<&Tensor>)) -> Result<Tensor, String> {
+fn clip_typed<T: Element>(
+    x: &Tensor,
+    v: &[T],
+    lo: (Option<f32>, Option<&Tensor>),
+    hi: (Option<f32>, Option<&Tensor>),
+) -> Result<Tensor, String> {
     let lo = bound::<T>(lo.0, lo.1, "min")?;
     let hi = bound::<T>(hi.0, hi.1, "max")?;
     let out = v
@@ -148,7 +184,11 @@ fn clip_typed<T: Element>(x: &Tensor, v: &[T], lo: (Option<f32>, Option<&Tensor>
 }
 
 /// `Clip`: `min(max(x, lo), hi)` (so `hi` wins when `lo > hi`); NaN stays NaN.
-fn clip(x: &Tensor, lo: (Option<f32>, Option<&Tensor>), hi: (Option<f32>, Option<&Tensor>)) -> Result<Tensor, String> {
+fn clip(
+    x: &Tensor,
+    lo: (Option<f32>, Option<&Tensor>),
+    hi: (Option<f32>, Option<&Tensor>),
+) -> Result<Tensor, String> {
     match x.data() {
         TensorData::F32(v) => clip_typed(x, v, lo, hi),
         TensorData::F64(v) => clip_typed(x, v, lo, hi),
@@ -176,7 +216,9 @@ fn where_typed<T: Clone>(
 
 /// `Where(condition, x, y)` for any dtype of `x` and `y` (strings included).
 fn where_(c: &Tensor, a: &Tensor, b: &Tensor) -> Result<Tensor, String> {
-    let cond = c.as_slice::<bool>().map_err(|_| format!("Where expects a bool condition, got {}", c.dtype()))?;
+    let cond = c
+        .as_slice::<bool>()
+        .map_err(|_| format!("Where expects a bool condition, got {}", c.dtype()))?;
     let cs = (cond, c.shape());
     let (sa, sb) = (a.shape(), b.shape());
     macro_rules! each {

@@ -14,12 +14,19 @@ pub(super) fn tensor<T: Element>(shape: &[usize], values: Vec<T>) -> Result<Tens
 }
 
 fn map_f64<T: Element>(x: &Tensor, v: &[T], f: impl Fn(f64) -> f64) -> Result<Tensor, String> {
-    tensor(x.shape(), v.iter().map(|&a| T::from_f64(f(a.to_f64()))).collect())
+    tensor(
+        x.shape(),
+        v.iter().map(|&a| T::from_f64(f(a.to_f64()))).collect(),
+    )
 }
 
 /// Applies `f` to every element of a float tensor, computing in `f64` and rounding
 /// once to the tensor's dtype.
-pub(super) fn float_unary(name: &str, x: &Tensor, f: impl Fn(f64) -> f64) -> Result<Tensor, String> {
+pub(super) fn float_unary(
+    name: &str,
+    x: &Tensor,
+    f: impl Fn(f64) -> f64,
+) -> Result<Tensor, String> {
     match x.data() {
         TensorData::F32(v) => map_f64(x, v, f),
         TensorData::F64(v) => map_f64(x, v, f),
@@ -31,8 +38,17 @@ pub(super) fn float_unary(name: &str, x: &Tensor, f: impl Fn(f64) -> f64) -> Res
 
 /// Applies `f` through `f64` to any numeric tensor; integer results are truncated
 /// toward zero and saturate.
-pub(super) fn numeric_via_f64(name: &str, x: &Tensor, f: impl Fn(f64) -> f64) -> Result<Tensor, String> {
-    let err = || Err(format!("{name} expects a numeric tensor, got {}", x.dtype()));
+pub(super) fn numeric_via_f64(
+    name: &str,
+    x: &Tensor,
+    f: impl Fn(f64) -> f64,
+) -> Result<Tensor, String> {
+    let err = || {
+        Err(format!(
+            "{name} expects a numeric tensor, got {}",
+            x.dtype()
+        ))
+    };
     if x.dtype() == DType::Bool {
         return err();
     }
@@ -64,14 +80,24 @@ fn int_unary<T: Int>(op: IntUnary, x: &Tensor, v: &[T]) -> Result<Tensor, String
 }
 
 /// Dispatches an op defined on both floats (through `f`) and integers (`op`).
-fn numeric(name: &str, x: &Tensor, op: IntUnary, f: impl Fn(f64) -> f64, signed_only: bool) -> Result<Tensor, String> {
+fn numeric(
+    name: &str,
+    x: &Tensor,
+    op: IntUnary,
+    f: impl Fn(f64) -> f64,
+    signed_only: bool,
+) -> Result<Tensor, String> {
     let unsigned_err = || Err(format!("{name} expects a signed tensor, got {}", x.dtype()));
     match x.data() {
         TensorData::I8(v) => int_unary(op, x, v),
         TensorData::I16(v) => int_unary(op, x, v),
         TensorData::I32(v) => int_unary(op, x, v),
         TensorData::I64(v) => int_unary(op, x, v),
-        TensorData::U8(_) | TensorData::U16(_) | TensorData::U32(_) | TensorData::U64(_) if signed_only => unsigned_err(),
+        TensorData::U8(_) | TensorData::U16(_) | TensorData::U32(_) | TensorData::U64(_)
+            if signed_only =>
+        {
+            unsigned_err()
+        }
         TensorData::U8(v) => int_unary(op, x, v),
         TensorData::U16(v) => int_unary(op, x, v),
         TensorData::U32(v) => int_unary(op, x, v),
@@ -81,7 +107,9 @@ fn numeric(name: &str, x: &Tensor, op: IntUnary, f: impl Fn(f64) -> f64, signed_
 }
 
 fn bool_map(x: &Tensor, name: &str, f: impl Fn(bool) -> bool) -> Result<Tensor, String> {
-    let v = x.as_slice::<bool>().map_err(|_| format!("{name} expects a bool tensor, got {}", x.dtype()))?;
+    let v = x
+        .as_slice::<bool>()
+        .map_err(|_| format!("{name} expects a bool tensor, got {}", x.dtype()))?;
     tensor(x.shape(), v.iter().map(|&a| f(a)).collect())
 }
 
@@ -108,8 +136,17 @@ pub(super) fn run(op: &ElementwiseOp, x: &Tensor) -> Option<Result<Tensor, Strin
         E::Abs => numeric(name, x, IntUnary::Abs, f64::abs, false),
         E::Neg => numeric(name, x, IntUnary::Neg, |a| -a, true),
         E::Sign => numeric(name, x, IntUnary::Sign, sign, false),
-        E::Relu => numeric(name, x, IntUnary::Relu, |a| if a < 0.0 { 0.0 } else { a }, false),
-        E::BitwiseNot if !x.dtype().is_integer() => Err(format!("{name} expects an integer tensor, got {}", x.dtype())),
+        E::Relu => numeric(
+            name,
+            x,
+            IntUnary::Relu,
+            |a| if a < 0.0 { 0.0 } else { a },
+            false,
+        ),
+        E::BitwiseNot if !x.dtype().is_integer() => Err(format!(
+            "{name} expects an integer tensor, got {}",
+            x.dtype()
+        )),
         E::BitwiseNot => numeric(name, x, IntUnary::Not, |a| a, false),
         E::Not => bool_map(x, name, |a| !a),
         E::Exp => float_unary(name, x, f64::exp),
@@ -137,8 +174,12 @@ pub(super) fn run(op: &ElementwiseOp, x: &Tensor) -> Option<Result<Tensor, Strin
         E::Softsign => float_unary(name, x, |a| a / (1.0 + a.abs())),
         E::Mish => float_unary(name, x, |a| a * softplus(a).tanh()),
         E::HardSwish => float_unary(name, x, |a| a * unit_clamp(a / 6.0 + 0.5)),
-        E::Gelu { approximate: GeluApproximation::None } => float_unary(name, x, gelu),
-        E::Gelu { approximate: GeluApproximation::Tanh } => float_unary(name, x, gelu_tanh),
+        E::Gelu {
+            approximate: GeluApproximation::None,
+        } => float_unary(name, x, gelu),
+        E::Gelu {
+            approximate: GeluApproximation::Tanh,
+        } => float_unary(name, x, gelu_tanh),
         E::LeakyRelu { alpha } => {
             let alpha = alpha as f64;
             float_unary(name, x, |a| if a < 0.0 { alpha * a } else { a })
@@ -149,11 +190,19 @@ pub(super) fn run(op: &ElementwiseOp, x: &Tensor) -> Option<Result<Tensor, Strin
         }
         E::Selu { alpha, gamma } => {
             let (alpha, gamma) = (alpha as f64, gamma as f64);
-            float_unary(name, x, |a| if a <= 0.0 { gamma * alpha * a.exp_m1() } else { gamma * a })
+            float_unary(name, x, |a| {
+                if a <= 0.0 {
+                    gamma * alpha * a.exp_m1()
+                } else {
+                    gamma * a
+                }
+            })
         }
         E::Celu { alpha } => {
             let alpha = alpha as f64;
-            float_unary(name, x, |a| max_nan(0.0, a) + min_nan(0.0, alpha * (a / alpha).exp_m1()))
+            float_unary(name, x, |a| {
+                max_nan(0.0, a) + min_nan(0.0, alpha * (a / alpha).exp_m1())
+            })
         }
         E::HardSigmoid { alpha, beta } => {
             let (alpha, beta) = (alpha as f64, beta as f64);
@@ -180,7 +229,10 @@ pub(super) fn run(op: &ElementwiseOp, x: &Tensor) -> Option<Result<Tensor, Strin
             })
         }
         E::IsNaN => float_predicate(name, x, f64::is_nan),
-        E::IsInf { detect_negative, detect_positive } => float_predicate(name, x, |a| {
+        E::IsInf {
+            detect_negative,
+            detect_positive,
+        } => float_predicate(name, x, |a| {
             (a == f64::INFINITY && detect_positive) || (a == f64::NEG_INFINITY && detect_negative)
         }),
         _ => return None,

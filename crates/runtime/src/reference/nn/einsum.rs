@@ -110,7 +110,8 @@ pub fn run_einsum(equation: &str, inputs: &[Option<&Tensor>]) -> Result<Vec<Tens
             dims[l] = Some(match dims[l] {
                 None => d,
                 Some(x) if x == d => d,
-                Some(x) if l < plan.ellipsis_rank && (x == 1 || d == 1) => x.max(d),
+                Some(1) if l < plan.ellipsis_rank => d,
+                Some(x) if l < plan.ellipsis_rank && d == 1 => x,
                 Some(x) => return Err(format!("einsum label dimensions disagree: {x} vs {d}")),
             });
         }

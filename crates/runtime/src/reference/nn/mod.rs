@@ -113,6 +113,35 @@ mod robustness {
         }
 
         #[test]
+        fn related_shapes_never_panic(n in 0usize..3, c in 1usize..5, h in 0usize..7, wd in 0usize..7,
+                                      m in 0usize..5, kh in 0usize..4, kw in 1usize..4, w in window(), group in 1i64..3,
+                                      lens in prop::collection::vec(0i32..5, 0..3)) {
+            let g = group as usize;
+            let x = tensor(&[n, c, h, wd]);
+            let wt = tensor(&[m, c / g, kh, kw]);
+            let wt_t = tensor(&[c, m, kh, kw]);
+            let b = tensor(&[m]);
+            let _ = run(&NnOp::Conv(Conv { window: w.clone(), group }), &[Some(&x), Some(&wt), Some(&b)], 1);
+            let ct = ConvTranspose { window: w.clone(), group, output_padding: vec![], output_shape: vec![] };
+            let _ = run(&NnOp::ConvTranspose(ct), &[Some(&x), Some(&wt_t), Some(&b)], 1);
+            let _ = run(&NnOp::MaxPool(MaxPool { window: w, storage_order: 0 }), &[Some(&x)], 2);
+            // A recurrent layer on [seq=h, batch=n, input=c] with hidden m.
+            let xs = tensor(&[h, n, c]);
+            let (wr, rr) = (tensor(&[1, 4 * m, c]), tensor(&[1, 4 * m, m]));
+            let sl = Tensor::from_vec(vec![lens.len()], lens).unwrap();
+            let lstm = slimnet_ir::ops::RnnOp::Lstm(slimnet_ir::ops::rnn::Recurrent {
+                direction: slimnet_ir::ops::rnn::Direction::Forward,
+                hidden_size: None,
+                activations: vec![slimnet_ir::ops::rnn::Activation::Sigmoid; 3],
+                clip: Some(1.0),
+                layout: 0,
+                input_forget: false,
+                linear_before_reset: false,
+            });
+            let _ = crate::reference::rnn::run(&lstm, &[Some(&xs), Some(&wr), Some(&rr), None, Some(&sl)], 3);
+        }
+
+        #[test]
         fn resize_and_pad_never_panic(xs in shape(0..5), scales in prop::collection::vec(0.0f32..3.0, 0..5),
                                       sizes in prop::collection::vec(-1i64..6, 0..5),
                                       pads in prop::collection::vec(-4i64..4, 0..9), mode in 0usize..3, pm in 0usize..4) {

@@ -14,10 +14,20 @@ fn is_nan<T: PartialOrd>(v: &T) -> bool {
     v != v
 }
 
-fn arg_typed<T: Element>(x: &Tensor, v: &[T], axis: usize, keepdims: bool, last: bool, max: bool) -> Result<Tensor, String> {
+fn arg_typed<T: Element>(
+    x: &Tensor,
+    v: &[T],
+    axis: usize,
+    keepdims: bool,
+    last: bool,
+    max: bool,
+) -> Result<Tensor, String> {
     let (outer, n, inner) = around_axis(x.shape(), axis);
     if n == 0 && outer * inner > 0 {
-        return Err(format!("cannot take the arg{} of an empty axis", if max { "max" } else { "min" }));
+        return Err(format!(
+            "cannot take the arg{} of an empty axis",
+            if max { "max" } else { "min" }
+        ));
     }
     let mut out = Vec::with_capacity(outer * inner);
     for o in 0..outer {
@@ -32,7 +42,11 @@ fn arg_typed<T: Element>(x: &Tensor, v: &[T], axis: usize, keepdims: bool, last:
                 } else if is_nan(&c) {
                     true
                 } else if max {
-                    if last { c >= bv } else { c > bv }
+                    if last {
+                        c >= bv
+                    } else {
+                        c > bv
+                    }
                 } else if last {
                     c <= bv
                 } else {
@@ -57,7 +71,13 @@ fn arg_typed<T: Element>(x: &Tensor, v: &[T], axis: usize, keepdims: bool, last:
 
 /// Indices (int64) of the first (or, with `last`, the last) maximum or minimum along
 /// `axis`; NaN counts as the extreme, like numpy.
-pub fn arg_extreme(x: &Tensor, axis: i64, keepdims: bool, last: bool, max: bool) -> Result<Tensor, String> {
+pub fn arg_extreme(
+    x: &Tensor,
+    axis: i64,
+    keepdims: bool,
+    last: bool,
+    max: bool,
+) -> Result<Tensor, String> {
     let a = normalize_axis(axis, x.rank())?;
     let name = if max { "ArgMax" } else { "ArgMin" };
     if let slimnet_tensor::TensorData::Bool(v) = x.data() {
@@ -68,14 +88,21 @@ pub fn arg_extreme(x: &Tensor, axis: i64, keepdims: bool, last: bool, max: bool)
 
 /// Total order with NaN above every number.
 fn total<T: PartialOrd>(a: &T, b: &T) -> Ordering {
-    a.partial_cmp(b).unwrap_or_else(|| match (is_nan(a), is_nan(b)) {
-        (true, true) => Ordering::Equal,
-        (true, false) => Ordering::Greater,
-        _ => Ordering::Less,
-    })
+    a.partial_cmp(b)
+        .unwrap_or_else(|| match (is_nan(a), is_nan(b)) {
+            (true, true) => Ordering::Equal,
+            (true, false) => Ordering::Greater,
+            _ => Ordering::Less,
+        })
 }
 
-fn top_k_typed<T: Element>(x: &Tensor, v: &[T], axis: usize, k: usize, largest: bool) -> Result<Vec<Tensor>, String> {
+fn top_k_typed<T: Element>(
+    x: &Tensor,
+    v: &[T],
+    axis: usize,
+    k: usize,
+    largest: bool,
+) -> Result<Vec<Tensor>, String> {
     let (outer, n, inner) = around_axis(x.shape(), axis);
     let mut values = Vec::with_capacity(outer * k * inner);
     let mut indices = Vec::with_capacity(outer * k * inner);
@@ -83,7 +110,11 @@ fn top_k_typed<T: Element>(x: &Tensor, v: &[T], axis: usize, k: usize, largest: 
     indices.resize(outer * k * inner, 0i64);
     let mut scratch: Vec<(T, usize)> = Vec::with_capacity(n);
     let order = |a: &(T, usize), b: &(T, usize)| {
-        let by_value = if largest { total(&b.0, &a.0) } else { total(&a.0, &b.0) };
+        let by_value = if largest {
+            total(&b.0, &a.0)
+        } else {
+            total(&a.0, &b.0)
+        };
         by_value.then(a.1.cmp(&b.1))
     };
     for o in 0..outer {
@@ -105,7 +136,10 @@ fn top_k_typed<T: Element>(x: &Tensor, v: &[T], axis: usize, k: usize, largest: 
     }
     let mut shape = x.shape().to_vec();
     shape[axis] = k;
-    Ok(vec![tensor(shape.clone(), values)?, tensor(shape, indices)?])
+    Ok(vec![
+        tensor(shape.clone(), values)?,
+        tensor(shape, indices)?,
+    ])
 }
 
 /// The `k` largest (or smallest) elements along `axis`, sorted, ties broken by the
@@ -114,7 +148,9 @@ pub fn top_k(x: &Tensor, axis: i64, k: i64, largest: bool) -> Result<Vec<Tensor>
     let a = normalize_axis(axis, x.rank())?;
     let n = x.shape()[a];
     if k < 0 || k as u64 > n as u64 {
-        return Err(format!("K = {k} is out of range for an axis of {n} elements"));
+        return Err(format!(
+            "K = {k} is out of range for an axis of {n} elements"
+        ));
     }
     let k = k as usize;
     numeric_dispatch!(x, "TopK", v => top_k_typed(x, v, a, k, largest), v => top_k_typed(x, v, a, k, largest))

@@ -8,7 +8,13 @@ use crate::reference::util::normalize_axis;
 
 /// Calls `line` with the flat indices of every line along the axis, in order
 /// (reversed with `reverse`).
-fn lines(outer: usize, n: usize, inner: usize, reverse: bool, mut line: impl FnMut(&mut dyn Iterator<Item = usize>)) {
+fn lines(
+    outer: usize,
+    n: usize,
+    inner: usize,
+    reverse: bool,
+    mut line: impl FnMut(&mut dyn Iterator<Item = usize>),
+) {
     for o in 0..outer {
         for i in 0..inner {
             let at = move |j: usize| o * n * inner + j * inner + i;
@@ -21,7 +27,13 @@ fn lines(outer: usize, n: usize, inner: usize, reverse: bool, mut line: impl FnM
     }
 }
 
-fn float_typed<T: Float>(x: &Tensor, v: &[T], axis: usize, exclusive: bool, reverse: bool) -> Result<Tensor, String> {
+fn float_typed<T: Float>(
+    x: &Tensor,
+    v: &[T],
+    axis: usize,
+    exclusive: bool,
+    reverse: bool,
+) -> Result<Tensor, String> {
     let (outer, n, inner) = around_axis(x.shape(), axis);
     let mut out = vec![T::zero(); v.len()];
     lines(outer, n, inner, reverse, |idx| {
@@ -35,7 +47,13 @@ fn float_typed<T: Float>(x: &Tensor, v: &[T], axis: usize, exclusive: bool, reve
     tensor(x.shape().to_vec(), out)
 }
 
-fn int_typed<T: Int>(x: &Tensor, v: &[T], axis: usize, exclusive: bool, reverse: bool) -> Result<Tensor, String> {
+fn int_typed<T: Int>(
+    x: &Tensor,
+    v: &[T],
+    axis: usize,
+    exclusive: bool,
+    reverse: bool,
+) -> Result<Tensor, String> {
     let (outer, n, inner) = around_axis(x.shape(), axis);
     let mut out = vec![T::zero(); v.len()];
     lines(outer, n, inner, reverse, |idx| {

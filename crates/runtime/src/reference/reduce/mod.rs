@@ -13,7 +13,11 @@ macro_rules! float_dispatch {
             slimnet_tensor::TensorData::F64($v) => $body,
             slimnet_tensor::TensorData::F16($v) => $body,
             slimnet_tensor::TensorData::BF16($v) => $body,
-            _ => Err(format!("{} expects a float tensor, got {}", $name, $x.dtype())),
+            _ => Err(format!(
+                "{} expects a float tensor, got {}",
+                $name,
+                $x.dtype()
+            )),
         }
     };
 }
@@ -54,11 +58,20 @@ use slimnet_tensor::{Element, Tensor};
 use super::util::{input, normalize_axis, optional, reason};
 
 /// Runs a reduce-family op; `num_outputs` is how many outputs the node has.
-pub fn run(op: &ReduceOp, inputs: &[Option<&Tensor>], num_outputs: usize) -> Result<Vec<Tensor>, String> {
+pub fn run(
+    op: &ReduceOp,
+    inputs: &[Option<&Tensor>],
+    num_outputs: usize,
+) -> Result<Vec<Tensor>, String> {
     let x = input(inputs, 0)?;
     let one = |t: Tensor| Ok(vec![t]);
     match op {
-        ReduceOp::Reduce { kind, axes, keepdims, noop_with_empty_axes } => {
+        ReduceOp::Reduce {
+            kind,
+            axes,
+            keepdims,
+            noop_with_empty_axes,
+        } => {
             let axes = match (axes, optional(inputs, 1)) {
                 (Some(a), _) => a.clone(),
                 (None, Some(t)) => t.to_i64_vec().map_err(|e| format!("axes: {e}"))?,
@@ -66,12 +79,38 @@ pub fn run(op: &ReduceOp, inputs: &[Option<&Tensor>], num_outputs: usize) -> Res
             };
             // Empty axes with noop_with_empty_axes reduce over no axis: each element
             // alone, so ReduceSumSquare squares and ReduceLogSum takes logs.
-            let mask = if axes.is_empty() && *noop_with_empty_axes { vec![false; x.rank()] } else { axis_mask(&axes, x.rank())? };
+            let mask = if axes.is_empty() && *noop_with_empty_axes {
+                vec![false; x.rank()]
+            } else {
+                axis_mask(&axes, x.rank())?
+            };
             one(reducers::reduce(*kind, x, &mask, *keepdims)?)
         }
-        ReduceOp::ArgMax { axis, keepdims, select_last_index } => one(arg::arg_extreme(x, *axis, *keepdims, *select_last_index, true)?),
-        ReduceOp::ArgMin { axis, keepdims, select_last_index } => one(arg::arg_extreme(x, *axis, *keepdims, *select_last_index, false)?),
-        ReduceOp::TopK { axis, largest, k, .. } => {
+        ReduceOp::ArgMax {
+            axis,
+            keepdims,
+            select_last_index,
+        } => one(arg::arg_extreme(
+            x,
+            *axis,
+            *keepdims,
+            *select_last_index,
+            true,
+        )?),
+        ReduceOp::ArgMin {
+            axis,
+            keepdims,
+            select_last_index,
+        } => one(arg::arg_extreme(
+            x,
+            *axis,
+            *keepdims,
+            *select_last_index,
+            false,
+        )?),
+        ReduceOp::TopK {
+            axis, largest, k, ..
+        } => {
             let k = match (k, optional(inputs, 1)) {
                 (Some(k), _) => *k,
                 (None, Some(t)) => single_int(t, "K")?,
@@ -79,12 +118,39 @@ pub fn run(op: &ReduceOp, inputs: &[Option<&Tensor>], num_outputs: usize) -> Res
             };
             arg::top_k(x, *axis, k, *largest)
         }
-        ReduceOp::Softmax { axis, coerce_2d } => one(softmax::softmax(x, *axis, *coerce_2d, softmax::Kind::Softmax)?),
-        ReduceOp::LogSoftmax { axis, coerce_2d } => one(softmax::softmax(x, *axis, *coerce_2d, softmax::Kind::LogSoftmax)?),
-        ReduceOp::Hardmax { axis, coerce_2d } => one(softmax::softmax(x, *axis, *coerce_2d, softmax::Kind::Hardmax)?),
-        ReduceOp::LayerNormalization { axis, epsilon, stash_type } => {
+        ReduceOp::Softmax { axis, coerce_2d } => one(softmax::softmax(
+            x,
+            *axis,
+            *coerce_2d,
+            softmax::Kind::Softmax,
+        )?),
+        ReduceOp::LogSoftmax { axis, coerce_2d } => one(softmax::softmax(
+            x,
+            *axis,
+            *coerce_2d,
+            softmax::Kind::LogSoftmax,
+        )?),
+        ReduceOp::Hardmax { axis, coerce_2d } => one(softmax::softmax(
+            x,
+            *axis,
+            *coerce_2d,
+            softmax::Kind::Hardmax,
+        )?),
+        ReduceOp::LayerNormalization {
+            axis,
+            epsilon,
+            stash_type,
+        } => {
             let scale = input(inputs, 1)?;
-            norm::layer_norm(x, scale, optional(inputs, 2), *axis, *epsilon, *stash_type, num_outputs)
+            norm::layer_norm(
+                x,
+                scale,
+                optional(inputs, 2),
+                *axis,
+                *epsilon,
+                *stash_type,
+                num_outputs,
+            )
         }
         ReduceOp::LpNormalization { axis, p } => one(norm::lp_norm(x, *axis, *p)?),
         ReduceOp::MeanVarianceNormalization { axes } => one(norm::mean_variance(x, axes)?),
@@ -98,11 +164,17 @@ pub fn run(op: &ReduceOp, inputs: &[Option<&Tensor>], num_outputs: usize) -> Res
 /// The single integer of a scalar (or one-element) tensor.
 fn single_int(t: &Tensor, what: &str) -> Result<i64, String> {
     if !t.dtype().is_integer() {
-        return Err(format!("{what} must be an integer tensor, got {}", t.dtype()));
+        return Err(format!(
+            "{what} must be an integer tensor, got {}",
+            t.dtype()
+        ));
     }
     match t.to_i64_vec().map_err(reason)?.as_slice() {
         [v] => Ok(*v),
-        _ => Err(format!("{what} must hold one element, got shape {:?}", t.shape())),
+        _ => Err(format!(
+            "{what} must hold one element, got shape {:?}",
+            t.shape()
+        )),
     }
 }
 
@@ -129,8 +201,17 @@ fn axis_mask(axes: &[i64], rank: usize) -> Result<Vec<bool>, String> {
 
 /// The reduced shape with reduced axes kept as 1, and with them dropped.
 fn reduced_shapes(shape: &[usize], mask: &[bool]) -> (Vec<usize>, Vec<usize>) {
-    let keep = shape.iter().zip(mask).map(|(&d, &m)| if m { 1 } else { d }).collect();
-    let drop = shape.iter().zip(mask).filter(|(_, &m)| !m).map(|(&d, _)| d).collect();
+    let keep = shape
+        .iter()
+        .zip(mask)
+        .map(|(&d, &m)| if m { 1 } else { d })
+        .collect();
+    let drop = shape
+        .iter()
+        .zip(mask)
+        .filter(|(_, &m)| !m)
+        .map(|(&d, _)| d)
+        .collect();
     (keep, drop)
 }
 
@@ -139,10 +220,17 @@ fn reduced_shapes(shape: &[usize], mask: &[bool]) -> (Vec<usize>, Vec<usize>) {
 /// of shape `keep` (the reduced shape, reduced axes kept as 1), of the run's first
 /// element; with `spread` the run's elements go to consecutive output positions,
 /// otherwise all to `out_index`.
-fn for_each_reduced_run<T>(v: &[T], shape: &[usize], keep: &[usize], mut f: impl FnMut(usize, &[T], bool)) -> Result<(), String> {
+fn for_each_reduced_run<T>(
+    v: &[T],
+    shape: &[usize],
+    keep: &[usize],
+    mut f: impl FnMut(usize, &[T], bool),
+) -> Result<(), String> {
     let plan = crate::reference::elementwise::broadcast::Plan::new([shape, keep])?;
     if plan.shape != shape {
-        return Err(format!("internal: shape {keep:?} does not reduce {shape:?}"));
+        return Err(format!(
+            "internal: shape {keep:?} does not reduce {shape:?}"
+        ));
     }
     plan.for_each_run(|[oi, oo], n, [_, so]| f(oo, &v[oi..oi + n], so != 0));
     Ok(())
@@ -150,7 +238,12 @@ fn for_each_reduced_run<T>(v: &[T], shape: &[usize], keep: &[usize], mut f: impl
 
 /// Calls `f(out_index, value)` for every element of `v` in row-major order (see
 /// [`for_each_reduced_run`]).
-fn for_each_reduced<T: Copy>(v: &[T], shape: &[usize], keep: &[usize], mut f: impl FnMut(usize, T)) -> Result<(), String> {
+fn for_each_reduced<T: Copy>(
+    v: &[T],
+    shape: &[usize],
+    keep: &[usize],
+    mut f: impl FnMut(usize, T),
+) -> Result<(), String> {
     for_each_reduced_run(v, shape, keep, |o, run, spread| {
         if spread {
             for (j, &x) in run.iter().enumerate() {

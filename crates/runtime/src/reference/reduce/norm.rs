@@ -21,13 +21,26 @@ impl Param {
         }
         let out = broadcast_shapes(x_shape, p.shape()).map_err(reason)?;
         if out != x_shape {
-            return Err(format!("{what} of shape {:?} does not broadcast to {:?}", p.shape(), x_shape));
+            return Err(format!(
+                "{what} of shape {:?} does not broadcast to {:?}",
+                p.shape(),
+                x_shape
+            ));
         }
         let values = p.to_vec::<f64>().map_err(reason)?;
         let first = p.shape().iter().position(|&d| d != 1).unwrap_or(p.rank());
         let core = &p.shape()[first..];
-        let suffix = core.len() <= x_shape.len() - axis && core == &x_shape[x_shape.len() - core.len()..];
-        let map = if suffix { None } else { Some(BroadcastIndexer::new(p.shape(), x_shape).indices().collect()) };
+        let suffix =
+            core.len() <= x_shape.len() - axis && core == &x_shape[x_shape.len() - core.len()..];
+        let map = if suffix {
+            None
+        } else {
+            Some(
+                BroadcastIndexer::new(p.shape(), x_shape)
+                    .indices()
+                    .collect(),
+            )
+        };
         Ok(Param { values, map })
     }
 
@@ -64,16 +77,27 @@ fn layer_norm_typed<T: Float>(
         let inv = 1.0 / (var + epsilon).sqrt();
         for (j, a) in row.iter().enumerate() {
             let b = bias.map_or(0.0, |b| b.at(r, n, j));
-            y.push(T::from_f64((a.to_f64() - mean) * inv * scale.at(r, n, j) + b));
+            y.push(T::from_f64(
+                (a.to_f64() - mean) * inv * scale.at(r, n, j) + b,
+            ));
         }
         means.push(mean);
         inv_stds.push(inv);
     }
     let mut outputs = vec![tensor(x.shape().to_vec(), y)?];
     if num_outputs > 1 {
-        let stat_shape: Vec<usize> = x.shape().iter().enumerate().map(|(i, &d)| if i < axis { d } else { 1 }).collect();
+        let stat_shape: Vec<usize> = x
+            .shape()
+            .iter()
+            .enumerate()
+            .map(|(i, &d)| if i < axis { d } else { 1 })
+            .collect();
         for stat in [means, inv_stds] {
-            outputs.push(tensor(stat_shape.clone(), stat)?.cast(stash).map_err(reason)?);
+            outputs.push(
+                tensor(stat_shape.clone(), stat)?
+                    .cast(stash)
+                    .map_err(reason)?,
+            );
         }
     }
     Ok(outputs)
@@ -112,10 +136,17 @@ fn lp_typed<T: Float>(x: &Tensor, v: &[T], axis: usize, p: i64) -> Result<Tensor
             let norm = if p == 1 {
                 (0..n).map(|j| v[at(j)].to_f64().abs()).sum::<f64>()
             } else {
-                (0..n).map(|j| v[at(j)].to_f64().powi(2)).sum::<f64>().sqrt()
+                (0..n)
+                    .map(|j| v[at(j)].to_f64().powi(2))
+                    .sum::<f64>()
+                    .sqrt()
             };
             for j in 0..n {
-                out[at(j)] = if norm == 0.0 { T::zero() } else { T::from_f64(v[at(j)].to_f64() / norm) };
+                out[at(j)] = if norm == 0.0 {
+                    T::zero()
+                } else {
+                    T::from_f64(v[at(j)].to_f64() / norm)
+                };
             }
         }
     }
@@ -134,15 +165,25 @@ pub fn lp_norm(x: &Tensor, axis: i64, p: i64) -> Result<Tensor, String> {
 fn mvn_typed<T: Float>(x: &Tensor, v: &[T], mask: &[bool]) -> Result<Tensor, String> {
     let (keep, _) = reduced_shapes(x.shape(), mask);
     let groups: usize = keep.iter().product();
-    let count: usize = x.shape().iter().zip(mask).filter(|(_, &m)| m).map(|(&d, _)| d).product();
+    let count: usize = x
+        .shape()
+        .iter()
+        .zip(mask)
+        .filter(|(_, &m)| m)
+        .map(|(&d, _)| d)
+        .product();
     let mut mean = vec![0.0f64; groups];
     for_each_reduced(v, x.shape(), &keep, |o, a| mean[o] += a.to_f64())?;
     mean.iter_mut().for_each(|m| *m /= count as f64);
     let mut var = vec![0.0f64; groups];
-    for_each_reduced(v, x.shape(), &keep, |o, a| var[o] += (a.to_f64() - mean[o]).powi(2))?;
+    for_each_reduced(v, x.shape(), &keep, |o, a| {
+        var[o] += (a.to_f64() - mean[o]).powi(2)
+    })?;
     let std: Vec<f64> = var.iter().map(|s| (s / count as f64).sqrt()).collect();
     let mut out = Vec::with_capacity(v.len());
-    for_each_reduced(v, x.shape(), &keep, |o, a| out.push(T::from_f64((a.to_f64() - mean[o]) / (std[o] + 1e-9))))?;
+    for_each_reduced(v, x.shape(), &keep, |o, a| {
+        out.push(T::from_f64((a.to_f64() - mean[o]) / (std[o] + 1e-9)))
+    })?;
     tensor(x.shape().to_vec(), out)
 }
 

@@ -41,7 +41,14 @@ fn column_max<T: Float>(block: &[T], inner: usize, max: &mut [f64], best: &mut [
 
 /// Works on one `[n, inner]` block per outer index, so every pass reads memory in
 /// order whatever the axis; a row at a time when `inner` is 1.
-fn run_typed<T: Float>(x: &Tensor, v: &[T], outer: usize, n: usize, inner: usize, kind: Kind) -> Result<Tensor, String> {
+fn run_typed<T: Float>(
+    x: &Tensor,
+    v: &[T],
+    outer: usize,
+    n: usize,
+    inner: usize,
+    kind: Kind,
+) -> Result<Tensor, String> {
     let mut out = vec![T::zero(); v.len()];
     let mut e = vec![0.0f64; n * inner];
     let mut max = vec![0.0f64; inner];
@@ -50,7 +57,11 @@ fn run_typed<T: Float>(x: &Tensor, v: &[T], outer: usize, n: usize, inner: usize
     if v.is_empty() {
         return tensor(x.shape().to_vec(), out);
     }
-    for (block, dst) in v.chunks_exact(n * inner).zip(out.chunks_exact_mut(n * inner)).take(outer) {
+    for (block, dst) in v
+        .chunks_exact(n * inner)
+        .zip(out.chunks_exact_mut(n * inner))
+        .take(outer)
+    {
         column_max(block, inner, &mut max, &mut best);
         match kind {
             Kind::Hardmax => {

@@ -203,6 +203,7 @@ fn run_control(
             let scope = scope_for(graph, env, captures, branch);
             run_graph(branch, Vec::new(), &scope)
         }
+        ControlOp::Scan(scan) => run_scan(graph, env, captures, scan, inputs).map_err(node_err),
         ControlOp::Loop { body } => {
             let max_trips = match inputs.first().copied().flatten() {
                 Some(m) => Some(m.to_i64_vec().map_err(|e| node_err(e.to_string()))?.first().copied().unwrap_or(0)),
@@ -242,6 +243,86 @@ fn run_control(
             Ok(result)
         }
     }
+}
+
+fn run_scan(
+    graph: &Graph,
+    env: &[Option<Cow<Tensor>>],
+    captures: &Captures,
+    scan: &slimnet_ir::ops::control::Scan,
+    inputs: &[Option<&Tensor>],
+) -> Result<Vec<Tensor>, String> {
+    let m = scan.num_scan_inputs;
+    let n = inputs.len() - m;
+    let all: Vec<&Tensor> = inputs.iter().map(|t| t.ok_or("Scan inputs cannot be omitted")).collect::<Result<_, _>>()?;
+    let (states, scanned) = all.split_at(n);
+    let mut axes = Vec::with_capacity(m);
+    let mut length = None;
+    for (j, t) in scanned.iter().enumerate() {
+        let axis = crate::reference::util::normalize_axis(scan.scan_input_axes[j], t.rank())?;
+        let len = t.shape()[axis];
+        if length.is_some_and(|l| l != len) {
+            return Err(format!("scan input {j} has {len} steps, another has {}", length.unwrap_or(0)));
+        }
+        length = Some(len);
+        axes.push(axis);
+    }
+    let steps = length.unwrap_or(0);
+    let mut state: Vec<Tensor> = states.iter().map(|t| (*t).clone()).collect();
+    let k = scan.body.outputs.len() - n;
+    let mut collected: Vec<Vec<Tensor>> = vec![Vec::new(); k];
+    let scope = scope_for(graph, env, captures, &scan.body);
+    for t in 0..steps {
+        let mut body_inputs = state.clone();
+        for (j, x) in scanned.iter().enumerate() {
+            let i = if scan.scan_input_directions[j] == 1 { steps - 1 - t } else { t };
+            body_inputs.push(take_along(x, axes[j], i)?);
+        }
+        let outs = run_graph(&scan.body, body_inputs, &scope).map_err(|e| e.to_string())?;
+        let mut outs = outs.into_iter();
+        state = outs.by_ref().take(n).collect();
+        for (c, o) in collected.iter_mut().zip(outs) {
+            c.push(o);
+        }
+    }
+    let mut result = state;
+    for (j, mut items) in collected.into_iter().enumerate() {
+        if scan.scan_output_directions[j] == 1 {
+            items.reverse();
+        }
+        let stacked = stack(items)?;
+        let axis = crate::reference::util::normalize_axis(scan.scan_output_axes[j], stacked.rank())?;
+        result.push(move_axis_from_front(stacked, axis)?);
+    }
+    Ok(result)
+}
+
+/// The slice at `index` along `axis`, with that axis removed.
+fn take_along(t: &Tensor, axis: usize, index: usize) -> Result<Tensor, String> {
+    let shape = t.shape();
+    let outer: usize = shape[..axis].iter().product();
+    let inner: usize = shape[axis + 1..].iter().product();
+    let len = shape[axis];
+    let idx = (0..outer).flat_map(move |o| (0..inner).map(move |i| (o * len + index) * inner + i));
+    let mut out_shape = shape.to_vec();
+    out_shape.remove(axis);
+    Tensor::new(out_shape, t.data().gather(idx)).map_err(|e| e.to_string())
+}
+
+/// Moves axis 0 to position `axis`.
+fn move_axis_from_front(t: Tensor, axis: usize) -> Result<Tensor, String> {
+    if axis == 0 {
+        return Ok(t);
+    }
+    let shape = t.shape().to_vec();
+    let (steps, rest) = (shape[0], &shape[1..]);
+    let outer: usize = rest[..axis].iter().product();
+    let inner: usize = rest[axis..].iter().product();
+    let idx = (0..outer).flat_map(move |o| (0..steps).flat_map(move |s| (0..inner).map(move |i| (s * outer + o) * inner + i)));
+    let mut out_shape = rest[..axis].to_vec();
+    out_shape.push(steps);
+    out_shape.extend_from_slice(&rest[axis..]);
+    Tensor::new(out_shape, t.data().gather(idx)).map_err(|e| e.to_string())
 }
 
 fn truthy(t: &Tensor) -> Result<bool, String> {

@@ -1,4 +1,4 @@
-//! Control flow: `If` and `Loop`, which own subgraphs.
+//! Control flow: `If`, `Loop` and `Scan`, which own subgraphs.
 
 use crate::ops::util::{input, optional};
 use crate::{Attr, AttrError, Attributes, Dim, Graph, InferInput, NodeContext, ValueInfo};
@@ -10,6 +10,20 @@ pub enum ControlOp {
     If { then_branch: Box<Graph>, else_branch: Box<Graph> },
     /// Runs `body` up to `M` times while `cond` holds, carrying values.
     Loop { body: Box<Graph> },
+    /// Runs `body` once per slice of the scan inputs, carrying state (opset 9+).
+    Scan(Scan),
+}
+
+/// `Scan` with its attributes (axes normalized later, against actual ranks).
+#[derive(Clone, Debug)]
+pub struct Scan {
+    pub body: Box<Graph>,
+    pub num_scan_inputs: usize,
+    pub scan_input_axes: Vec<i64>,
+    /// 0 forward, 1 reverse, one per scan input.
+    pub scan_input_directions: Vec<i64>,
+    pub scan_output_axes: Vec<i64>,
+    pub scan_output_directions: Vec<i64>,
 }
 
 impl ControlOp {
@@ -37,6 +51,39 @@ impl ControlOp {
                 }
                 Ok(ControlOp::Loop { body })
             })(),
+            "Scan" => (|| {
+                if ctx.opset < 9 {
+                    return Err(AttrError::new("body", "Scan before opset 9 (with sequence_lens) is not supported"));
+                }
+                let body = Box::new(attrs.take_graph("body")?);
+                let m = attrs.int_required("num_scan_inputs")?;
+                if m < 0 || m as usize > ctx.num_inputs {
+                    return Err(AttrError::new("num_scan_inputs", format!("{m} is out of range")));
+                }
+                let m = m as usize;
+                let states = ctx.num_inputs - m;
+                let k = ctx.num_outputs.checked_sub(states).ok_or_else(|| {
+                    AttrError::new("body", "fewer outputs than state variables")
+                })?;
+                if body.inputs.len() != ctx.num_inputs || body.outputs.len() != ctx.num_outputs {
+                    return Err(AttrError::new("body", "body inputs/outputs do not match the node's"));
+                }
+                let list = |name: &str, n: usize| -> Result<Vec<i64>, AttrError> {
+                    let v = attrs.ints(name, &vec![0; n])?;
+                    if v.len() != n {
+                        return Err(AttrError::new(name, format!("expected {n} values, got {}", v.len())));
+                    }
+                    Ok(v)
+                };
+                Ok(ControlOp::Scan(Scan {
+                    scan_input_axes: list("scan_input_axes", m)?,
+                    scan_input_directions: list("scan_input_directions", m)?,
+                    scan_output_axes: list("scan_output_axes", k)?,
+                    scan_output_directions: list("scan_output_directions", k)?,
+                    num_scan_inputs: m,
+                    body,
+                }))
+            })(),
             _ => return None,
         })
     }
@@ -45,6 +92,7 @@ impl ControlOp {
         match self {
             ControlOp::If { .. } => "If",
             ControlOp::Loop { .. } => "Loop",
+            ControlOp::Scan(_) => "Scan",
         }
     }
 
@@ -55,6 +103,14 @@ impl ControlOp {
                 ("else_branch".into(), Attr::Graph(else_branch.clone())),
             ],
             ControlOp::Loop { body } => vec![("body".into(), Attr::Graph(body.clone()))],
+            ControlOp::Scan(s) => vec![
+                ("body".into(), Attr::Graph(s.body.clone())),
+                ("num_scan_inputs".into(), Attr::Int(s.num_scan_inputs as i64)),
+                ("scan_input_axes".into(), Attr::Ints(s.scan_input_axes.clone())),
+                ("scan_input_directions".into(), Attr::Ints(s.scan_input_directions.clone())),
+                ("scan_output_axes".into(), Attr::Ints(s.scan_output_axes.clone())),
+                ("scan_output_directions".into(), Attr::Ints(s.scan_output_directions.clone())),
+            ],
         }
     }
 
@@ -62,6 +118,7 @@ impl ControlOp {
         match self {
             ControlOp::If { then_branch, else_branch } => vec![then_branch, else_branch],
             ControlOp::Loop { body } => vec![body],
+            ControlOp::Scan(s) => vec![&s.body],
         }
     }
 
@@ -69,6 +126,7 @@ impl ControlOp {
         match self {
             ControlOp::If { then_branch, else_branch } => vec![then_branch, else_branch],
             ControlOp::Loop { body } => vec![body],
+            ControlOp::Scan(s) => vec![&mut s.body],
         }
     }
 
@@ -108,6 +166,20 @@ impl ControlOp {
                             v
                         });
                         outs.push(ValueInfo { dtype: body_info.dtype, shape });
+                    }
+                }
+                Ok(outs)
+            }
+            ControlOp::Scan(s) => {
+                let states = inputs.len() - s.num_scan_inputs;
+                let mut outs = Vec::new();
+                for k in 0..s.body.outputs.len() {
+                    let info = &s.body.values[s.body.outputs[k]].info;
+                    if k < states {
+                        outs.push(info.clone());
+                    } else {
+                        // Scan outputs gain an iteration axis (at scan_output_axes).
+                        outs.push(ValueInfo { dtype: info.dtype, shape: None });
                     }
                 }
                 Ok(outs)

@@ -23,6 +23,29 @@ enum Command {
     Inspect(inspect::InspectArgs),
     /// Run a model on .npy inputs with the reference runtime and write each output as .npy.
     Run(run::RunArgs),
+    /// List the ONNX operators slimnet supports (default domain).
+    Ops {
+        /// Print JSON: supported and unsupported operator lists.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+fn list_ops(json: bool) -> anyhow::Result<()> {
+    use slimnet::ir::ops::{supported_operators, ONNX_OPERATORS};
+    let opset = slimnet::onnx::MAX_OPSET;
+    let supported = supported_operators(opset);
+    let unsupported: Vec<&str> = ONNX_OPERATORS.iter().copied().filter(|o| !supported.contains(o)).collect();
+    if json {
+        let out = serde_json::json!({ "opset": opset, "supported": supported, "unsupported": unsupported });
+        println!("{}", serde_json::to_string_pretty(&out)?);
+    } else {
+        println!("supported ({} of {} default-domain operators):", supported.len(), ONNX_OPERATORS.len());
+        println!("{}", supported.join(" "));
+        println!("not supported:");
+        println!("{}", unsupported.join(" "));
+    }
+    Ok(())
 }
 
 fn main() -> ExitCode {
@@ -30,6 +53,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Inspect(args) => inspect::inspect(args),
         Command::Run(args) => run::run(args),
+        Command::Ops { json } => list_ops(json),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -10,6 +10,7 @@
 //!   what is known of the inputs; unknown dims or ranks where they cannot be derived.
 
 pub mod attention;
+mod catalog;
 pub mod control;
 pub mod elementwise;
 pub mod nn;
@@ -23,6 +24,7 @@ pub mod vision;
 use crate::{Attr, AttrError, Attributes, Graph, InferInput, IrError, ValueInfo};
 
 pub use attention::AttentionOp;
+pub use catalog::{supported_operators, ONNX_OPERATORS};
 pub use control::ControlOp;
 pub use elementwise::ElementwiseOp;
 pub use nn::NnOp;

@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, Result};
 use clap::Args;
 use comfy_table::Table;
 use slimnet::analysis::{analyse, Analysis};
@@ -43,12 +43,17 @@ struct InputRow {
 pub fn inspect(args: InspectArgs) -> Result<()> {
     let mut model = load_model(&args.model)?;
     let rows = bind_inputs(&mut model, &args)?;
-    infer_shapes(&mut model.graph, &ReferenceFolder).with_context(|| args.model.display().to_string())?;
+    // A model whose shapes cannot be inferred for the shapes chosen is still described;
+    // the reason is reported and the shapes stay as far as inference got.
+    let inference_error = infer_shapes(&mut model.graph, &ReferenceFolder).err().map(|e| e.to_string());
     let analysis = analyse(&model);
     if args.json {
-        print_json(&args, &model, &rows, &analysis)
+        print_json(&args, &model, &rows, &analysis, inference_error.as_deref())
     } else {
         print_text(&args, &model, &rows, &analysis);
+        if let Some(e) = inference_error {
+            println!("shape inference stopped for the input shapes used: {e} (fix them with --shape or --input)");
+        }
         Ok(())
     }
 }
@@ -192,7 +197,7 @@ fn print_text(args: &InspectArgs, model: &Model, rows: &[InputRow], a: &Analysis
     }
 }
 
-fn print_json(args: &InspectArgs, model: &Model, rows: &[InputRow], a: &Analysis) -> Result<()> {
+fn print_json(args: &InspectArgs, model: &Model, rows: &[InputRow], a: &Analysis, inference_error: Option<&str>) -> Result<()> {
     use serde_json::json;
     let g = &model.graph;
     let info = |i: &ValueInfo| json!({"dtype": i.dtype.map(|d| d.name()), "shape": i.shape.as_ref().map(|s| s.iter().map(|d| match d { Dim::Known(v) => json!(v), Dim::Symbol(s) => json!(s), Dim::Unknown => json!(null) }).collect::<Vec<_>>())});
@@ -213,6 +218,7 @@ fn print_json(args: &InspectArgs, model: &Model, rows: &[InputRow], a: &Analysis
         "total_macs": a.total_macs,
         "peak_activation_bytes": a.peak_activation_bytes,
         "unknown_shapes": a.unknown_shapes,
+        "shape_inference_error": inference_error,
     });
     println!("{}", serde_json::to_string_pretty(&out)?);
     Ok(())

@@ -55,13 +55,29 @@ fn infer_scope(graph: &mut Graph, folder: &dyn ConstantFolder, outer: &Scope) ->
                 scope.insert(v.name.clone(), (v.info.clone(), known[i].clone()));
             }
             let taken = taken_branch(&graph.nodes[n], &known);
-            for (k, sub) in graph.nodes[n].op.subgraphs_mut().into_iter().enumerate() {
+            let is_if = taken.is_some() || matches!(graph.nodes[n].op, crate::Op::Control(crate::ops::ControlOp::If { .. }));
+            let mut failures = Vec::new();
+            let subs = graph.nodes[n].op.subgraphs_mut();
+            let count = subs.len();
+            for (k, sub) in subs.into_iter().enumerate() {
                 // A branch that cannot run for these inputs is not inferred: its
                 // shapes may legitimately conflict (e.g. the other sample rate's path).
                 sub.unreachable = taken.is_some_and(|t| t != k);
-                if !sub.unreachable {
-                    infer_scope(sub, folder, &scope)?;
+                if sub.unreachable {
+                    continue;
                 }
+                if let Err(e) = infer_scope(sub, folder, &scope) {
+                    if !is_if {
+                        return Err(e);
+                    }
+                    // With an unknown condition, a branch whose shapes conflict for
+                    // these inputs cannot be the one that runs.
+                    sub.unreachable = true;
+                    failures.push(e);
+                }
+            }
+            if is_if && taken.is_none() && failures.len() == count {
+                return Err(failures.remove(0));
             }
         }
         let node = &graph.nodes[n];

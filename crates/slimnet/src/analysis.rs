@@ -20,8 +20,9 @@ pub struct NodeCost {
     pub op_type: String,
     /// Output shapes as text (`1x3x?`).
     pub outputs: Vec<String>,
-    /// Multiply-accumulates, for the ops that are dominated by them (Conv,
-    /// ConvTranspose, Gemm, MatMul, Einsum-free RNNs); `None` where shapes are unknown.
+    /// Multiply-accumulates of Conv, ConvTranspose, Gemm, MatMul, LSTM, GRU and RNN
+    /// (0 for other ops); `None` where shapes are unknown. Nodes inside subgraphs that
+    /// can run are listed too; when an `If` condition is unknown both branches count.
     pub macs: Option<u64>,
 }
 
@@ -55,19 +56,27 @@ pub fn analyse(model: &Model) -> Analysis {
     let mut params_by_dtype: BTreeMap<DType, DTypeBytes> = BTreeMap::new();
     let mut unknown_shapes = Vec::new();
     walk(&model.graph, true, &mut op_census, &mut params_by_dtype, &mut unknown_shapes);
-    let g = &model.graph;
-    let nodes: Vec<NodeCost> = g
-        .nodes
-        .iter()
-        .map(|n| NodeCost {
-            name: n.display_name(g),
+    let mut nodes = Vec::new();
+    node_costs(&model.graph, "", &mut nodes);
+    let total_macs = nodes.iter().filter_map(|n| n.macs).sum();
+    Analysis { op_census, params_by_dtype, nodes, total_macs, peak_activation_bytes: peak_memory(&model.graph), unknown_shapes }
+}
+
+/// Costs of the nodes of `g` and of the subgraphs that can run, subgraph nodes named
+/// `parent/branch/node`.
+fn node_costs(g: &Graph, prefix: &str, out: &mut Vec<NodeCost>) {
+    for n in &g.nodes {
+        let name = format!("{prefix}{}", n.display_name(g));
+        out.push(NodeCost {
+            name: name.clone(),
             op_type: n.op.op_type().to_string(),
             outputs: n.outputs.iter().map(|o| o.map(|v| g.values[v].info.shape_text()).unwrap_or_default()).collect(),
             macs: macs(g, n),
-        })
-        .collect();
-    let total_macs = nodes.iter().filter_map(|n| n.macs).sum();
-    Analysis { op_census, params_by_dtype, nodes, total_macs, peak_activation_bytes: peak_memory(g), unknown_shapes }
+        });
+        for sub in n.op.subgraphs().into_iter().filter(|s| !s.unreachable) {
+            node_costs(sub, &format!("{name}/{}/", sub.name), out);
+        }
+    }
 }
 
 fn walk(
@@ -155,7 +164,8 @@ fn bytes_of(info: &ValueInfo) -> Option<u64> {
 }
 
 /// Peak bytes of live activations when nodes run in graph order and every value is
-/// freed after its last reader (graph inputs count; constants do not).
+/// freed after its last reader (graph inputs count; constants do not; a subgraph's
+/// own peak adds to what is live when its node runs).
 fn peak_memory(g: &Graph) -> Option<u64> {
     let consumers = g.consumers();
     let mut last_use = vec![None; g.values.len()];
@@ -173,7 +183,11 @@ fn peak_memory(g: &Graph) -> Option<u64> {
         for &o in node.outputs.iter().flatten() {
             live += bytes_of(&g.values[o].info)?;
         }
-        peak = peak.max(live);
+        let mut inner = 0;
+        for sub in node.op.subgraphs().into_iter().filter(|s| !s.unreachable) {
+            inner = inner.max(peak_memory(sub)?);
+        }
+        peak = peak.max(live + inner);
         for (v, value) in g.values.iter().enumerate() {
             if last_use[v] == Some(k) && value.constant.is_none() && !g.outputs.contains(&v) && !value.outer {
                 live = live.saturating_sub(bytes_of(&value.info)?);

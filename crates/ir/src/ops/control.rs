@@ -143,6 +143,11 @@ impl ControlOp {
                     };
                     return Ok(taken.outputs.iter().map(|&o| taken.values[o].info.clone()).collect());
                 }
+                for (branch, other) in [(then_branch, else_branch), (else_branch, then_branch)] {
+                    if other.unreachable {
+                        return Ok(branch.outputs.iter().map(|&o| branch.values[o].info.clone()).collect());
+                    }
+                }
                 Ok(then_branch
                     .outputs
                     .iter()

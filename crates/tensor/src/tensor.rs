@@ -286,9 +286,16 @@ impl Tensor {
 
 fn cast_numeric(data: &TensorData, dtype: DType) -> TensorData {
     // 64-bit integer sources and targets convert exactly (f64 would lose bits).
+    // Integer to integer wraps (C semantics), from any integer width.
     let ints: Option<Vec<i128>> = match data {
         TensorData::I64(v) => Some(v.iter().map(|&x| x as i128).collect()),
         TensorData::U64(v) => Some(v.iter().map(|&x| x as i128).collect()),
+        TensorData::I32(v) => Some(v.iter().map(|&x| x as i128).collect()),
+        TensorData::U32(v) => Some(v.iter().map(|&x| x as i128).collect()),
+        TensorData::I16(v) => Some(v.iter().map(|&x| x as i128).collect()),
+        TensorData::U16(v) => Some(v.iter().map(|&x| x as i128).collect()),
+        TensorData::I8(v) => Some(v.iter().map(|&x| x as i128).collect()),
+        TensorData::U8(v) => Some(v.iter().map(|&x| x as i128).collect()),
         _ => None,
     };
     if let Some(ints) = ints {
@@ -387,6 +394,10 @@ mod tests {
         assert_eq!(same.as_slice::<i64>().unwrap(), &[i64::MAX - 1]);
         let w = Tensor::from_vec(vec![1], vec![300i64]).unwrap().cast(DType::U8).unwrap();
         assert_eq!(w.as_slice::<u8>().unwrap(), &[44]);
+        let n = Tensor::from_vec(vec![2], vec![200i16, -1]).unwrap().cast(DType::I8).unwrap();
+        assert_eq!(n.as_slice::<i8>().unwrap(), &[-56, -1]);
+        let u = Tensor::from_vec(vec![1], vec![-1i8]).unwrap().cast(DType::U32).unwrap();
+        assert_eq!(u.as_slice::<u32>().unwrap(), &[u32::MAX]);
     }
 
     #[test]

@@ -91,7 +91,6 @@ fn pool_typed<T: Float>(
     };
     let xv = floats::<T>(x, "X")?;
     let in_sp = count(&spatial)?;
-    let out_sp = count(&r.output)?;
     let mut shape = x.shape()[..2].to_vec();
     shape.extend(&r.output);
     let total = count(&shape)?;
@@ -187,7 +186,6 @@ fn pool_typed<T: Float>(
             }
         }
     }
-    let _ = out_sp;
     let mut result = vec![to_tensor(shape.clone(), out, x.dtype())?];
     if want_indices {
         result.push(Tensor::from_vec(shape, indices).map_err(|e| e.to_string())?);

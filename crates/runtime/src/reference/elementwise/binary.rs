@@ -51,7 +51,7 @@ fn float_binary<T: Float>(
     g: impl Fn(f64, f64) -> f64,
 ) -> Result<Tensor, String> {
     let (shape, v) = binary(a.0, a.1, b.0, b.1, |&p, &q| {
-        T::from_f64(g(p.to_f64(), q.to_f64()))
+        T::round_from(g(p.to_f64(), q.to_f64()))
     })?;
     tensor(&shape, v)
 }
@@ -167,9 +167,9 @@ fn pow_float<T: Float>(
     se: &[usize],
 ) -> Result<Tensor, String> {
     let (shape, v) = match e {
-        Exponents::Float(e) => binary(x, sx, e, se, |&p, &q| T::from_f64(powf(p.to_f64(), q)))?,
+        Exponents::Float(e) => binary(x, sx, e, se, |&p, &q| T::round_from(powf(p.to_f64(), q)))?,
         Exponents::Int(e) => binary(x, sx, e, se, |&p, &q| {
-            T::from_f64(p.to_f64().powf(q as f64))
+            T::round_from(p.to_f64().powf(q as f64))
         })?,
     };
     tensor(&shape, v)

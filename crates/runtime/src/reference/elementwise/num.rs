@@ -1,15 +1,59 @@
 //! Typed integer arithmetic with numpy's semantics (wrapping on overflow, division
-//! truncating toward zero) and a marker for the float element types.
+//! truncating toward zero) and the float element types' rounding from `f64`.
 
 use slimnet_tensor::{bf16, f16, Element};
 
 /// Float element types; their kernels compute through `f64` and round once.
-pub trait Float: Element {}
+pub trait Float: Element {
+    /// `v` rounded to nearest (ties to even) in one step.
+    fn round_from(v: f64) -> Self;
+}
 
-impl Float for f32 {}
-impl Float for f64 {}
-impl Float for f16 {}
-impl Float for bf16 {}
+impl Float for f32 {
+    #[inline]
+    fn round_from(v: f64) -> Self {
+        v as f32
+    }
+}
+
+impl Float for f64 {
+    #[inline]
+    fn round_from(v: f64) -> Self {
+        v
+    }
+}
+
+impl Float for f16 {
+    #[inline]
+    fn round_from(v: f64) -> Self {
+        f16::from_f32(f32_round_to_odd(v))
+    }
+}
+
+impl Float for bf16 {
+    #[inline]
+    fn round_from(v: f64) -> Self {
+        bf16::from_f32(f32_round_to_odd(v))
+    }
+}
+
+/// `v` as `f32` rounded to odd: truncated toward zero, with the last bit set when
+/// that was inexact. Rounding this once more to a type with at most 22 significand
+/// bits (f16, bf16) gives the correctly rounded result, where going through a
+/// nearest-rounded `f32` can round twice the wrong way.
+#[inline]
+pub fn f32_round_to_odd(v: f64) -> f32 {
+    let r = v as f32;
+    if r as f64 == v || v.is_nan() {
+        return r;
+    }
+    let mut bits = r.to_bits();
+    if (r as f64).abs() > v.abs() {
+        // Rounded away from zero (possibly to infinity): step back toward zero.
+        bits -= 1;
+    }
+    f32::from_bits(bits | 1)
+}
 
 /// Integer element types with wrapping arithmetic.
 pub trait Int: Element + Ord + Eq {
@@ -147,6 +191,23 @@ pub fn int_pow<T: Int>(base: T, exp: u128) -> T {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn half_types_round_once() {
+        // Just above the midpoint between two bf16 (f16) values, by less than an f32
+        // ulp: rounding through a nearest f32 would land on the tie and round down.
+        let v = 1.0 + 2f64.powi(-8) + 2f64.powi(-30);
+        assert_eq!(bf16::round_from(v).to_f64(), 1.0 + 2f64.powi(-7));
+        let w = 1.0 + 2f64.powi(-11) + 2f64.powi(-30);
+        assert_eq!(f16::round_from(w).to_f64(), 1.0 + 2f64.powi(-10));
+        assert_eq!(f16::round_from(1.0 + 2f64.powi(-11)).to_f64(), 1.0);
+        assert_eq!(f16::round_from(-1e10).to_f64(), f64::NEG_INFINITY);
+        assert_eq!(f16::round_from(65519.0).to_f64(), 65504.0);
+        assert_eq!(f16::round_from(65520.0).to_f64(), f64::INFINITY);
+        assert!(bf16::round_from(f64::NAN).is_nan());
+        assert_eq!(bf16::round_from(1e300).to_f64(), f64::INFINITY);
+        assert_eq!(f16::round_from(1e-30).to_f64(), 0.0);
+    }
 
     #[test]
     fn wrapping_semantics() {

@@ -2,7 +2,7 @@
 
 use slimnet_ir::ops::elementwise::GeluApproximation;
 use slimnet_ir::ops::ElementwiseOp;
-use slimnet_tensor::{DType, Element, Tensor, TensorData};
+use slimnet_tensor::{Element, Tensor, TensorData};
 
 use super::math::{erf, gelu, gelu_tanh, max_nan, min_nan, sigmoid, sign, softplus, unit_clamp};
 use super::num::{Float, Int};
@@ -13,7 +13,14 @@ pub(super) fn tensor<T: Element>(shape: &[usize], values: Vec<T>) -> Result<Tens
     Tensor::from_vec(shape.to_vec(), values).map_err(reason)
 }
 
-fn map_f64<T: Element>(x: &Tensor, v: &[T], f: impl Fn(f64) -> f64) -> Result<Tensor, String> {
+fn map_float<T: Float>(x: &Tensor, v: &[T], f: impl Fn(f64) -> f64) -> Result<Tensor, String> {
+    tensor(
+        x.shape(),
+        v.iter().map(|&a| T::round_from(f(a.to_f64()))).collect(),
+    )
+}
+
+fn map_int_via_f64<T: Int>(x: &Tensor, v: &[T], f: impl Fn(f64) -> f64) -> Result<Tensor, String> {
     tensor(
         x.shape(),
         v.iter().map(|&a| T::from_f64(f(a.to_f64()))).collect(),
@@ -28,10 +35,10 @@ pub(super) fn float_unary(
     f: impl Fn(f64) -> f64,
 ) -> Result<Tensor, String> {
     match x.data() {
-        TensorData::F32(v) => map_f64(x, v, f),
-        TensorData::F64(v) => map_f64(x, v, f),
-        TensorData::F16(v) => map_f64(x, v, f),
-        TensorData::BF16(v) => map_f64(x, v, f),
+        TensorData::F32(v) => map_float(x, v, f),
+        TensorData::F64(v) => map_float(x, v, f),
+        TensorData::F16(v) => map_float(x, v, f),
+        TensorData::BF16(v) => map_float(x, v, f),
         _ => Err(format!("{name} expects a float tensor, got {}", x.dtype())),
     }
 }
@@ -43,16 +50,21 @@ pub(super) fn numeric_via_f64(
     x: &Tensor,
     f: impl Fn(f64) -> f64,
 ) -> Result<Tensor, String> {
-    let err = || {
-        Err(format!(
+    match x.data() {
+        TensorData::I8(v) => map_int_via_f64(x, v, f),
+        TensorData::I16(v) => map_int_via_f64(x, v, f),
+        TensorData::I32(v) => map_int_via_f64(x, v, f),
+        TensorData::I64(v) => map_int_via_f64(x, v, f),
+        TensorData::U8(v) => map_int_via_f64(x, v, f),
+        TensorData::U16(v) => map_int_via_f64(x, v, f),
+        TensorData::U32(v) => map_int_via_f64(x, v, f),
+        TensorData::U64(v) => map_int_via_f64(x, v, f),
+        _ if x.dtype().is_float() => float_unary(name, x, f),
+        _ => Err(format!(
             "{name} expects a numeric tensor, got {}",
             x.dtype()
-        ))
-    };
-    if x.dtype() == DType::Bool {
-        return err();
+        )),
     }
-    slimnet_tensor::match_data!(x.data(), v => map_f64(x, v, f), _s => err())
 }
 
 fn map_int<T: Int>(x: &Tensor, v: &[T], f: impl Fn(T) -> T) -> Result<Tensor, String> {

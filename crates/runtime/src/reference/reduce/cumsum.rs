@@ -41,7 +41,7 @@ fn float_typed<T: Float>(
         for k in idx {
             let before = acc;
             acc += v[k].to_f64();
-            out[k] = T::from_f64(if exclusive { before } else { acc });
+            out[k] = T::round_from(if exclusive { before } else { acc });
         }
     });
     tensor(x.shape().to_vec(), out)

@@ -77,7 +77,7 @@ fn layer_norm_typed<T: Float>(
         let inv = 1.0 / (var + epsilon).sqrt();
         for (j, a) in row.iter().enumerate() {
             let b = bias.map_or(0.0, |b| b.at(r, n, j));
-            y.push(T::from_f64(
+            y.push(T::round_from(
                 (a.to_f64() - mean) * inv * scale.at(r, n, j) + b,
             ));
         }
@@ -145,7 +145,7 @@ fn lp_typed<T: Float>(x: &Tensor, v: &[T], axis: usize, p: i64) -> Result<Tensor
                 out[at(j)] = if norm == 0.0 {
                     T::zero()
                 } else {
-                    T::from_f64(v[at(j)].to_f64() / norm)
+                    T::round_from(v[at(j)].to_f64() / norm)
                 };
             }
         }
@@ -182,7 +182,7 @@ fn mvn_typed<T: Float>(x: &Tensor, v: &[T], mask: &[bool]) -> Result<Tensor, Str
     let std: Vec<f64> = var.iter().map(|s| (s / count as f64).sqrt()).collect();
     let mut out = Vec::with_capacity(v.len());
     for_each_reduced(v, x.shape(), &keep, |o, a| {
-        out.push(T::from_f64((a.to_f64() - mean[o]) / (std[o] + 1e-9)))
+        out.push(T::round_from((a.to_f64() - mean[o]) / (std[o] + 1e-9)))
     })?;
     tensor(x.shape().to_vec(), out)
 }

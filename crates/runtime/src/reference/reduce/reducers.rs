@@ -114,7 +114,7 @@ fn reduce_float<T: Float>(
                 .collect()
         }
     };
-    Ok(acc.into_iter().map(T::from_f64).collect())
+    Ok(acc.into_iter().map(T::round_from).collect())
 }
 
 fn reduce_int<T: Int>(

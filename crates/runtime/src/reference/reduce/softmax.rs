@@ -77,7 +77,7 @@ fn run_typed<T: Float>(
                     s += *ei;
                 }
                 for (d, ei) in dst.iter_mut().zip(&e) {
-                    *d = T::from_f64(ei / s);
+                    *d = T::round_from(ei / s);
                 }
             }
             Kind::Softmax => {
@@ -90,7 +90,7 @@ fn run_typed<T: Float>(
                 }
                 for (er, dr) in e.chunks_exact(inner).zip(dst.chunks_exact_mut(inner)) {
                     for ((ei, d), s) in er.iter().zip(dr).zip(&sum) {
-                        *d = T::from_f64(ei / s);
+                        *d = T::round_from(ei / s);
                     }
                 }
             }
@@ -104,7 +104,7 @@ fn run_typed<T: Float>(
                 sum.iter_mut().for_each(|s| *s = s.ln());
                 for (row, dr) in block.chunks_exact(inner).zip(dst.chunks_exact_mut(inner)) {
                     for (((a, d), m), s) in row.iter().zip(dr).zip(&max).zip(&sum) {
-                        *d = T::from_f64(a.to_f64() - m - s);
+                        *d = T::round_from(a.to_f64() - m - s);
                     }
                 }
             }

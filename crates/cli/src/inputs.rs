@@ -17,12 +17,17 @@ pub fn parse_input_arg(arg: &str) -> (Option<String>, PathBuf) {
 /// Reads a .npy file, naming the file in errors.
 pub fn read_npy_file(path: &Path) -> Result<Tensor> {
     let file = std::fs::File::open(path).with_context(|| format!("{}", path.display()))?;
-    npy::read_npy(std::io::BufReader::new(file)).with_context(|| format!("{}: not a readable .npy file", path.display()))
+    npy::read_npy(std::io::BufReader::new(file))
+        .with_context(|| format!("{}: not a readable .npy file", path.display()))
 }
 
 /// Loads every `--input` argument and names it after the model's inputs.
 pub fn load_inputs(graph: &Graph, args: &[String]) -> Result<Vec<(String, Tensor)>> {
-    let names: Vec<&str> = graph.inputs.iter().map(|&v| graph.values[v].name.as_str()).collect();
+    let names: Vec<&str> = graph
+        .inputs
+        .iter()
+        .map(|&v| graph.values[v].name.as_str())
+        .collect();
     let mut out = Vec::new();
     for arg in args {
         let (name, path) = parse_input_arg(arg);
@@ -45,13 +50,19 @@ pub fn load_inputs(graph: &Graph, args: &[String]) -> Result<Vec<(String, Tensor
 
 /// Parses `NAME=1x3x224x224` (or `NAME=scalar`).
 pub fn parse_shape_arg(arg: &str) -> Result<(String, Vec<usize>)> {
-    let (name, dims) = arg.split_once('=').with_context(|| format!("--shape {arg}: expected NAME=DxDxD"))?;
+    let (name, dims) = arg
+        .split_once('=')
+        .with_context(|| format!("--shape {arg}: expected NAME=DxDxD"))?;
     if dims == "scalar" || dims.is_empty() {
         return Ok((name.to_string(), Vec::new()));
     }
     let shape = dims
         .split(['x', ','])
-        .map(|d| d.trim().parse::<usize>().with_context(|| format!("--shape {arg}: '{d}' is not a dimension")))
+        .map(|d| {
+            d.trim()
+                .parse::<usize>()
+                .with_context(|| format!("--shape {arg}: '{d}' is not a dimension"))
+        })
         .collect::<Result<Vec<_>>>()?;
     Ok((name.to_string(), shape))
 }

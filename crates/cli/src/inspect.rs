@@ -45,7 +45,9 @@ pub fn inspect(args: InspectArgs) -> Result<()> {
     let rows = bind_inputs(&mut model, &args)?;
     // A model whose shapes cannot be inferred for the shapes chosen is still described;
     // the reason is reported and the shapes stay as far as inference got.
-    let inference_error = infer_shapes(&mut model.graph, &ReferenceFolder).err().map(|e| e.to_string());
+    let inference_error = infer_shapes(&mut model.graph, &ReferenceFolder)
+        .err()
+        .map(|e| e.to_string());
     let analysis = analyse(&model);
     if args.json {
         print_json(&args, &model, &rows, &analysis, inference_error.as_deref())
@@ -66,7 +68,10 @@ fn bind_inputs(model: &mut Model, args: &InspectArgs) -> Result<Vec<InputRow>> {
     for s in &args.shapes {
         let (name, shape) = parse_shape_arg(s)?;
         if !names.contains(&name) {
-            bail!("--shape {s}: the model has no input '{name}' (its inputs: {})", names.join(", "));
+            bail!(
+                "--shape {s}: the model has no input '{name}' (its inputs: {})",
+                names.join(", ")
+            );
         }
         shapes.push((name, shape));
     }
@@ -75,13 +80,20 @@ fn bind_inputs(model: &mut Model, args: &InspectArgs) -> Result<Vec<InputRow>> {
     for &v in &g.inputs.clone() {
         let value = &mut g.values[v];
         let declared = value.info.shape_text();
-        let given = values.iter().find(|(n, _)| *n == value.name).map(|(_, t)| t.clone());
+        let given = values
+            .iter()
+            .find(|(n, _)| *n == value.name)
+            .map(|(_, t)| t.clone());
         if let Some(t) = &given {
             value.info = ValueInfo::of_tensor(t);
         } else if let Some((_, s)) = shapes.iter().find(|(n, _)| *n == value.name) {
             if let Some(decl) = &value.info.shape {
                 if decl.len() != s.len() {
-                    bail!("--shape {}: the model declares rank {} ({declared})", value.name, decl.len());
+                    bail!(
+                        "--shape {}: the model declares rank {} ({declared})",
+                        value.name,
+                        decl.len()
+                    );
                 }
             }
             value.info.shape = Some(s.iter().map(|&d| Dim::Known(d)).collect());
@@ -94,7 +106,11 @@ fn bind_inputs(model: &mut Model, args: &InspectArgs) -> Result<Vec<InputRow>> {
         }
         rows.push(InputRow {
             name: value.name.clone(),
-            dtype: value.info.dtype.map(|d| d.name().to_string()).unwrap_or_else(|| "?".into()),
+            dtype: value
+                .info
+                .dtype
+                .map(|d| d.name().to_string())
+                .unwrap_or_else(|| "?".into()),
             declared,
             used: value.info.shape_text(),
         });
@@ -154,7 +170,14 @@ fn print_text(args: &InspectArgs, model: &Model, rows: &[InputRow], a: &Analysis
     t.set_header(vec!["output", "dtype", "shape"]);
     for &o in &g.outputs {
         let v = &g.values[o];
-        t.add_row(vec![v.name.clone(), v.info.dtype.map(|d| d.name().to_string()).unwrap_or("?".into()), v.info.shape_text()]);
+        t.add_row(vec![
+            v.name.clone(),
+            v.info
+                .dtype
+                .map(|d| d.name().to_string())
+                .unwrap_or("?".into()),
+            v.info.shape_text(),
+        ]);
     }
     println!("{t}");
     let mut t = Table::new();
@@ -166,9 +189,17 @@ fn print_text(args: &InspectArgs, model: &Model, rows: &[InputRow], a: &Analysis
     let mut t = Table::new();
     t.set_header(vec!["parameters", "count", "bytes"]);
     for (d, b) in &a.params_by_dtype {
-        t.add_row(vec![d.name().to_string(), b.count.to_string(), human_bytes(b.bytes as u64)]);
+        t.add_row(vec![
+            d.name().to_string(),
+            b.count.to_string(),
+            human_bytes(b.bytes as u64),
+        ]);
     }
-    t.add_row(vec!["total".to_string(), a.param_count().to_string(), human_bytes(a.param_bytes() as u64)]);
+    t.add_row(vec![
+        "total".to_string(),
+        a.param_count().to_string(),
+        human_bytes(a.param_bytes() as u64),
+    ]);
     println!("{t}");
     let mut nodes: Vec<&slimnet::analysis::NodeCost> = a.nodes.iter().collect();
     if !args.nodes {
@@ -185,11 +216,25 @@ fn print_text(args: &InspectArgs, model: &Model, rows: &[InputRow], a: &Analysis
             n.macs.map(|m| m.to_string()).unwrap_or_else(|| "?".into()),
         ]);
     }
-    println!("{}", if args.nodes { "nodes:" } else { "nodes with the most MACs (--nodes lists all):" });
+    println!(
+        "{}",
+        if args.nodes {
+            "nodes:"
+        } else {
+            "nodes with the most MACs (--nodes lists all):"
+        }
+    );
     println!("{t}");
-    println!("total MACs: {} ({})", a.total_macs, human_count(a.total_macs));
+    println!(
+        "total MACs: {} ({})",
+        a.total_macs,
+        human_count(a.total_macs)
+    );
     match a.peak_activation_bytes {
-        Some(p) => println!("peak activation memory (graph order, freed after last use): {}", human_bytes(p)),
+        Some(p) => println!(
+            "peak activation memory (graph order, freed after last use): {}",
+            human_bytes(p)
+        ),
         None => println!("peak activation memory: unknown (some shapes are unknown)"),
     }
     if !a.unknown_shapes.is_empty() {
@@ -197,7 +242,13 @@ fn print_text(args: &InspectArgs, model: &Model, rows: &[InputRow], a: &Analysis
     }
 }
 
-fn print_json(args: &InspectArgs, model: &Model, rows: &[InputRow], a: &Analysis, inference_error: Option<&str>) -> Result<()> {
+fn print_json(
+    args: &InspectArgs,
+    model: &Model,
+    rows: &[InputRow],
+    a: &Analysis,
+    inference_error: Option<&str>,
+) -> Result<()> {
     use serde_json::json;
     let g = &model.graph;
     let info = |i: &ValueInfo| json!({"dtype": i.dtype.map(|d| d.name()), "shape": i.shape.as_ref().map(|s| s.iter().map(|d| match d { Dim::Known(v) => json!(v), Dim::Symbol(s) => json!(s), Dim::Unknown => json!(null) }).collect::<Vec<_>>())});

@@ -35,12 +35,20 @@ fn list_ops(json: bool) -> anyhow::Result<()> {
     use slimnet::ir::ops::{supported_operators, ONNX_OPERATORS};
     let opset = slimnet::onnx::MAX_OPSET;
     let supported = supported_operators(opset);
-    let unsupported: Vec<&str> = ONNX_OPERATORS.iter().copied().filter(|o| !supported.contains(o)).collect();
+    let unsupported: Vec<&str> = ONNX_OPERATORS
+        .iter()
+        .copied()
+        .filter(|o| !supported.contains(o))
+        .collect();
     if json {
         let out = serde_json::json!({ "opset": opset, "supported": supported, "unsupported": unsupported });
         println!("{}", serde_json::to_string_pretty(&out)?);
     } else {
-        println!("supported ({} of {} default-domain operators):", supported.len(), ONNX_OPERATORS.len());
+        println!(
+            "supported ({} of {} default-domain operators):",
+            supported.len(),
+            ONNX_OPERATORS.len()
+        );
         println!("{}", supported.join(" "));
         println!("not supported:");
         println!("{}", unsupported.join(" "));

@@ -30,8 +30,16 @@ pub struct RunArgs {
 
 /// File name for an output: its name with unsafe characters replaced.
 pub fn output_file_name(name: &str) -> String {
-    let safe: String =
-        name.chars().map(|c| if c.is_ascii_alphanumeric() || "-_.".contains(c) { c } else { '_' }).collect();
+    let safe: String = name
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "-_.".contains(c) {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
     let safe = safe.trim_start_matches('.');
     format!("{}.npy", if safe.is_empty() { "output" } else { safe })
 }
@@ -48,12 +56,16 @@ pub fn run(args: RunArgs) -> Result<()> {
         let mut file = output_file_name(name);
         let mut k = 1;
         while files.iter().any(|(_, f, _, _)| *f == file) {
-            file = format!("{}_{k}.npy", output_file_name(name).trim_end_matches(".npy"));
+            file = format!(
+                "{}_{k}.npy",
+                output_file_name(name).trim_end_matches(".npy")
+            );
             k += 1;
         }
         files.push((name.clone(), file, bytes, t));
     }
-    std::fs::create_dir_all(&args.output_dir).with_context(|| format!("{}", args.output_dir.display()))?;
+    std::fs::create_dir_all(&args.output_dir)
+        .with_context(|| format!("{}", args.output_dir.display()))?;
     let mut written = Vec::new();
     for (name, file, bytes, t) in &files {
         let path = args.output_dir.join(file);
@@ -72,7 +84,10 @@ pub fn run(args: RunArgs) -> Result<()> {
                 })
             })
             .collect();
-        println!("{}", serde_json::to_string_pretty(&serde_json::json!({ "outputs": list }))?);
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&serde_json::json!({ "outputs": list }))?
+        );
     } else {
         let mut table = Table::new();
         table.set_header(vec!["output", "dtype", "shape", "min", "max", "file"]);
@@ -80,7 +95,12 @@ pub fn run(args: RunArgs) -> Result<()> {
             let (lo, hi) = t
                 .to_vec::<f64>()
                 .ok()
-                .map(|v| v.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), &x| (a.min(x), b.max(x))))
+                .map(|v| {
+                    v.iter()
+                        .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), &x| {
+                            (a.min(x), b.max(x))
+                        })
+                })
                 .map(|(a, b)| (format!("{a:.6}"), format!("{b:.6}")))
                 .unwrap_or_default();
             table.add_row(vec![

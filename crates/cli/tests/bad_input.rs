@@ -7,8 +7,9 @@ use std::process::Command;
 
 use prost::Message;
 use slimnet::onnx::proto::{
-    tensor_shape_proto, type_proto, GraphProto, ModelProto, NodeProto, OperatorSetIdProto, StringStringEntryProto,
-    TensorProto, TensorShapeProto, TypeProto, ValueInfoProto, DATA_LOCATION_EXTERNAL,
+    tensor_shape_proto, type_proto, GraphProto, ModelProto, NodeProto, OperatorSetIdProto,
+    StringStringEntryProto, TensorProto, TensorShapeProto, TypeProto, ValueInfoProto,
+    DATA_LOCATION_EXTERNAL,
 };
 use slimnet::tensor::{npy, Tensor};
 
@@ -22,20 +23,43 @@ fn own_model(stem: &str) -> PathBuf {
 
 /// Runs slimnet and checks the failure contract; returns the error line.
 fn expect_failure(args: &[&str], watched: &[&Path], must_mention: &[&str]) -> String {
-    let before: Vec<Vec<u8>> = watched.iter().map(|p| std::fs::read(p).unwrap_or_default()).collect();
+    let before: Vec<Vec<u8>> = watched
+        .iter()
+        .map(|p| std::fs::read(p).unwrap_or_default())
+        .collect();
     let out = slimnet().args(args).output().expect("run slimnet");
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-    assert!(!out.status.success(), "expected failure for {args:?}, stdout: {}", String::from_utf8_lossy(&out.stdout));
-    assert_eq!(out.status.code(), Some(1), "exit code for {args:?}: {stderr}");
+    assert!(
+        !out.status.success(),
+        "expected failure for {args:?}, stdout: {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "exit code for {args:?}: {stderr}"
+    );
     assert!(!stderr.contains("panicked"), "panic for {args:?}: {stderr}");
     let lines: Vec<&str> = stderr.lines().collect();
-    assert_eq!(lines.len(), 1, "one line expected for {args:?}, got: {stderr}");
+    assert_eq!(
+        lines.len(),
+        1,
+        "one line expected for {args:?}, got: {stderr}"
+    );
     assert!(lines[0].starts_with("error: "), "{stderr}");
     for m in must_mention {
-        assert!(lines[0].contains(m), "error for {args:?} should mention '{m}': {stderr}");
+        assert!(
+            lines[0].contains(m),
+            "error for {args:?} should mention '{m}': {stderr}"
+        );
     }
     for (p, b) in watched.iter().zip(before) {
-        assert_eq!(std::fs::read(p).unwrap_or_default(), b, "{} was modified", p.display());
+        assert_eq!(
+            std::fs::read(p).unwrap_or_default(),
+            b,
+            "{} was modified",
+            p.display()
+        );
     }
     lines[0].to_string()
 }
@@ -74,13 +98,24 @@ fn tiny_model(op_type: &str, w: TensorProto) -> Vec<u8> {
             ..Default::default()
         }],
         initializer: vec![w],
-        input: vec![ValueInfoProto { name: "x".into(), r#type: tensor_type(1, &[2]), doc_string: String::new() }],
-        output: vec![ValueInfoProto { name: "y".into(), r#type: tensor_type(1, &[2]), doc_string: String::new() }],
+        input: vec![ValueInfoProto {
+            name: "x".into(),
+            r#type: tensor_type(1, &[2]),
+            doc_string: String::new(),
+        }],
+        output: vec![ValueInfoProto {
+            name: "y".into(),
+            r#type: tensor_type(1, &[2]),
+            doc_string: String::new(),
+        }],
         ..Default::default()
     };
     ModelProto {
         ir_version: 8,
-        opset_import: vec![OperatorSetIdProto { domain: String::new(), version: 17 }],
+        opset_import: vec![OperatorSetIdProto {
+            domain: String::new(),
+            version: 17,
+        }],
         graph: Some(graph),
         ..Default::default()
     }
@@ -88,7 +123,13 @@ fn tiny_model(op_type: &str, w: TensorProto) -> Vec<u8> {
 }
 
 fn float_initializer(dims: &[i64], raw: Vec<u8>) -> TensorProto {
-    TensorProto { name: "w".into(), dims: dims.to_vec(), data_type: 1, raw_data: raw, ..Default::default() }
+    TensorProto {
+        name: "w".into(),
+        dims: dims.to_vec(),
+        data_type: 1,
+        raw_data: raw,
+        ..Default::default()
+    }
 }
 
 #[test]
@@ -97,7 +138,11 @@ fn truncated_model() {
     let bytes = std::fs::read(own_model("mnist_cnn")).unwrap();
     let path = dir.path().join("truncated.onnx");
     std::fs::write(&path, &bytes[..bytes.len() / 2]).unwrap();
-    expect_failure(&["inspect", path.to_str().unwrap()], &[&path], &["truncated.onnx", "not an ONNX model"]);
+    expect_failure(
+        &["inspect", path.to_str().unwrap()],
+        &[&path],
+        &["truncated.onnx", "not an ONNX model"],
+    );
 }
 
 #[test]
@@ -115,10 +160,18 @@ fn random_bytes() {
         })
         .collect();
     std::fs::write(&path, bytes).unwrap();
-    expect_failure(&["inspect", path.to_str().unwrap()], &[&path], &["random.onnx", "not an ONNX model"]);
+    expect_failure(
+        &["inspect", path.to_str().unwrap()],
+        &[&path],
+        &["random.onnx", "not an ONNX model"],
+    );
     let empty = dir.path().join("empty.onnx");
     std::fs::write(&empty, b"").unwrap();
-    expect_failure(&["inspect", empty.to_str().unwrap()], &[&empty], &["empty.onnx", "empty"]);
+    expect_failure(
+        &["inspect", empty.to_str().unwrap()],
+        &[&empty],
+        &["empty.onnx", "empty"],
+    );
 }
 
 #[test]
@@ -126,23 +179,46 @@ fn protobuf_that_is_not_a_model() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("tensor.pb");
     std::fs::write(&path, float_initializer(&[2], vec![0; 8]).encode_to_vec()).unwrap();
-    expect_failure(&["inspect", path.to_str().unwrap()], &[&path], &["tensor.pb", "not an ONNX model"]);
+    expect_failure(
+        &["inspect", path.to_str().unwrap()],
+        &[&path],
+        &["tensor.pb", "not an ONNX model"],
+    );
 }
 
 #[test]
 fn unsupported_operator() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("custom.onnx");
-    std::fs::write(&path, tiny_model("FrobnicateTensor", float_initializer(&[2], vec![0; 8]))).unwrap();
-    expect_failure(&["inspect", path.to_str().unwrap()], &[&path], &["custom.onnx", "the_node", "FrobnicateTensor"]);
+    std::fs::write(
+        &path,
+        tiny_model("FrobnicateTensor", float_initializer(&[2], vec![0; 8])),
+    )
+    .unwrap();
+    expect_failure(
+        &["inspect", path.to_str().unwrap()],
+        &[&path],
+        &["custom.onnx", "the_node", "FrobnicateTensor"],
+    );
 }
 
 #[test]
 fn tensor_claiming_a_trillion_elements() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("huge.onnx");
-    std::fs::write(&path, tiny_model("Add", float_initializer(&[1_000_000, 1_000_000], vec![0; 8]))).unwrap();
-    expect_failure(&["inspect", path.to_str().unwrap()], &[&path], &["huge.onnx", "'w'", "1000000000000"]);
+    std::fs::write(
+        &path,
+        tiny_model(
+            "Add",
+            float_initializer(&[1_000_000, 1_000_000], vec![0; 8]),
+        ),
+    )
+    .unwrap();
+    expect_failure(
+        &["inspect", path.to_str().unwrap()],
+        &[&path],
+        &["huge.onnx", "'w'", "1000000000000"],
+    );
 }
 
 #[test]
@@ -155,19 +231,36 @@ fn external_data_outside_the_model_folder() {
     for location in ["../secret.bin", "/etc/hostname", "sub/../../secret.bin"] {
         let mut w = float_initializer(&[2], Vec::new());
         w.data_location = DATA_LOCATION_EXTERNAL;
-        w.external_data = vec![StringStringEntryProto { key: "location".into(), value: location.into() }];
+        w.external_data = vec![StringStringEntryProto {
+            key: "location".into(),
+            value: location.into(),
+        }];
         let path = inner.join("external.onnx");
         std::fs::write(&path, tiny_model("Add", w)).unwrap();
-        expect_failure(&["inspect", path.to_str().unwrap()], &[&path], &["external.onnx", location, "model's folder"]);
+        expect_failure(
+            &["inspect", path.to_str().unwrap()],
+            &[&path],
+            &["external.onnx", location, "model's folder"],
+        );
     }
     // The same model with its data inside the folder loads.
     let mut w = float_initializer(&[2], Vec::new());
     w.data_location = DATA_LOCATION_EXTERNAL;
-    w.external_data = vec![StringStringEntryProto { key: "location".into(), value: "weights.bin".into() }];
+    w.external_data = vec![StringStringEntryProto {
+        key: "location".into(),
+        value: "weights.bin".into(),
+    }];
     let path = inner.join("good.onnx");
     std::fs::write(&path, tiny_model("Add", w)).unwrap();
-    let out = slimnet().args(["inspect", path.to_str().unwrap()]).output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = slimnet()
+        .args(["inspect", path.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 #[test]
@@ -178,30 +271,62 @@ fn run_input_errors() {
     let out_dir = dir.path().join("out");
     let out_s = out_dir.to_str().unwrap();
     // Missing input.
-    expect_failure(&["run", model_s, "--output-dir", out_s], &[&model], &["input", "missing"]);
+    expect_failure(
+        &["run", model_s, "--output-dir", out_s],
+        &[&model],
+        &["input", "missing"],
+    );
     // Wrong dtype.
     let ints = dir.path().join("ints.npy");
-    write_npy(&ints, &Tensor::from_vec(vec![1, 1, 28, 28], vec![0i64; 784]).unwrap());
+    write_npy(
+        &ints,
+        &Tensor::from_vec(vec![1, 1, 28, 28], vec![0i64; 784]).unwrap(),
+    );
     let arg = format!("input={}", ints.display());
-    expect_failure(&["run", model_s, "--input", &arg, "--output-dir", out_s], &[&model, &ints], &["'input'", "dtype"]);
+    expect_failure(
+        &["run", model_s, "--input", &arg, "--output-dir", out_s],
+        &[&model, &ints],
+        &["'input'", "dtype"],
+    );
     // Shape mismatch.
     let bad = dir.path().join("bad_shape.npy");
-    write_npy(&bad, &Tensor::from_vec(vec![1, 1, 27, 28], vec![0f32; 756]).unwrap());
+    write_npy(
+        &bad,
+        &Tensor::from_vec(vec![1, 1, 27, 28], vec![0f32; 756]).unwrap(),
+    );
     let arg = format!("input={}", bad.display());
-    expect_failure(&["run", model_s, "--input", &arg, "--output-dir", out_s], &[&model, &bad], &["'input'", "shape"]);
+    expect_failure(
+        &["run", model_s, "--input", &arg, "--output-dir", out_s],
+        &[&model, &bad],
+        &["'input'", "shape"],
+    );
     // Unknown input name, and a file that is not .npy.
     let arg = format!("image={}", bad.display());
-    expect_failure(&["run", model_s, "--input", &arg, "--output-dir", out_s], &[&model], &["image", "no such input"]);
+    expect_failure(
+        &["run", model_s, "--input", &arg, "--output-dir", out_s],
+        &[&model],
+        &["image", "no such input"],
+    );
     let arg = format!("input={}", model.display());
-    expect_failure(&["run", model_s, "--input", &arg, "--output-dir", out_s], &[&model], &["mnist_cnn.onnx", ".npy"]);
-    assert!(!out_dir.exists(), "a failed run must not create its output folder");
+    expect_failure(
+        &["run", model_s, "--input", &arg, "--output-dir", out_s],
+        &[&model],
+        &["mnist_cnn.onnx", ".npy"],
+    );
+    assert!(
+        !out_dir.exists(),
+        "a failed run must not create its output folder"
+    );
 }
 
 #[test]
 fn run_writes_outputs() {
     let dir = tempfile::tempdir().unwrap();
     let x = dir.path().join("x.npy");
-    write_npy(&x, &Tensor::from_vec(vec![2, 64], vec![0.5f32; 128]).unwrap());
+    write_npy(
+        &x,
+        &Tensor::from_vec(vec![2, 64], vec![0.5f32; 128]).unwrap(),
+    );
     let out_dir = dir.path().join("out");
     let out = slimnet()
         .args(["run", own_model("digits_mlp").to_str().unwrap(), "--input"])
@@ -209,7 +334,11 @@ fn run_writes_outputs() {
         .args(["--output-dir", out_dir.to_str().unwrap(), "--json"])
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let listing: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(listing["outputs"][0]["name"], "logits");
     assert_eq!(listing["outputs"][0]["shape"], serde_json::json!([2, 10]));

@@ -64,7 +64,8 @@ impl Attributes {
     }
 
     pub fn int_required(&self, name: &str) -> Result<i64, AttrError> {
-        self.int_opt(name)?.ok_or_else(|| AttrError::new(name, "required but missing"))
+        self.int_opt(name)?
+            .ok_or_else(|| AttrError::new(name, "required but missing"))
     }
 
     pub fn float_opt(&self, name: &str) -> Result<Option<f32>, AttrError> {
@@ -89,7 +90,9 @@ impl Attributes {
     }
 
     pub fn string(&self, name: &str, default: &str) -> Result<String, AttrError> {
-        Ok(self.string_opt(name)?.unwrap_or_else(|| default.to_string()))
+        Ok(self
+            .string_opt(name)?
+            .unwrap_or_else(|| default.to_string()))
     }
 
     pub fn ints_opt(&self, name: &str) -> Result<Option<Vec<i64>>, AttrError> {

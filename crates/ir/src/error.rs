@@ -8,7 +8,10 @@ pub struct AttrError {
 
 impl AttrError {
     pub fn new(attribute: impl Into<String>, reason: impl Into<String>) -> Self {
-        AttrError { attribute: attribute.into(), reason: reason.into() }
+        AttrError {
+            attribute: attribute.into(),
+            reason: reason.into(),
+        }
     }
 }
 
@@ -16,11 +19,24 @@ impl AttrError {
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum IrError {
     #[error("node '{node}': unsupported operator {domain}{op_type} (opset {opset})")]
-    UnsupportedOp { node: String, op_type: String, domain: String, opset: i64 },
+    UnsupportedOp {
+        node: String,
+        op_type: String,
+        domain: String,
+        opset: i64,
+    },
     #[error("node '{node}' ({op_type}): {error}")]
-    Attribute { node: String, op_type: String, error: AttrError },
+    Attribute {
+        node: String,
+        op_type: String,
+        error: AttrError,
+    },
     #[error("node '{node}' ({op_type}): {reason}")]
-    Node { node: String, op_type: String, reason: String },
+    Node {
+        node: String,
+        op_type: String,
+        reason: String,
+    },
     #[error("{0}")]
     Graph(String),
 }

@@ -62,7 +62,11 @@ pub struct Model {
 impl Model {
     /// Version of the default ONNX operator set.
     pub fn opset(&self) -> i64 {
-        self.opsets.iter().find(|(d, _)| d.is_empty() || d == "ai.onnx").map(|(_, v)| *v).unwrap_or(1)
+        self.opsets
+            .iter()
+            .find(|(d, _)| d.is_empty() || d == "ai.onnx")
+            .map(|(_, v)| *v)
+            .unwrap_or(1)
     }
 }
 
@@ -74,7 +78,11 @@ impl Graph {
 
     /// Ids of values by name.
     pub fn value_index(&self) -> HashMap<&str, ValueId> {
-        self.values.iter().enumerate().map(|(i, v)| (v.name.as_str(), i)).collect()
+        self.values
+            .iter()
+            .enumerate()
+            .map(|(i, v)| (v.name.as_str(), i))
+            .collect()
     }
 
     pub fn find_value(&self, name: &str) -> Option<ValueId> {
@@ -121,7 +129,12 @@ impl Graph {
 
     /// Names this graph (and its nested subgraphs) read from enclosing scopes.
     pub fn captured_names(&self) -> Vec<String> {
-        let mut names: Vec<String> = self.values.iter().filter(|v| v.outer).map(|v| v.name.clone()).collect();
+        let mut names: Vec<String> = self
+            .values
+            .iter()
+            .filter(|v| v.outer)
+            .map(|v| v.name.clone())
+            .collect();
         for node in &self.nodes {
             for sub in node.op.subgraphs() {
                 for n in sub.captured_names() {
@@ -141,13 +154,24 @@ impl Graph {
         for (n, node) in self.nodes.iter().enumerate() {
             for &o in node.outputs.iter().flatten() {
                 if producer[o].is_some() {
-                    return Err(IrError::Graph(format!("value '{}' is produced by two nodes", self.values[o].name)));
+                    return Err(IrError::Graph(format!(
+                        "value '{}' is produced by two nodes",
+                        self.values[o].name
+                    )));
                 }
                 producer[o] = Some(n);
             }
         }
-        let deps: Vec<Vec<NodeId>> =
-            self.nodes.iter().map(|node| self.node_reads(node).into_iter().filter_map(|v| producer[v]).collect()).collect();
+        let deps: Vec<Vec<NodeId>> = self
+            .nodes
+            .iter()
+            .map(|node| {
+                self.node_reads(node)
+                    .into_iter()
+                    .filter_map(|v| producer[v])
+                    .collect()
+            })
+            .collect();
         let mut state = vec![0u8; self.nodes.len()]; // 0 new, 1 visiting, 2 done
         let mut order = Vec::with_capacity(self.nodes.len());
         for start in 0..self.nodes.len() {
@@ -167,7 +191,9 @@ impl Graph {
                         }
                         1 => {
                             let name = self.nodes[d].display_name(self);
-                            return Err(IrError::Graph(format!("the graph has a cycle through node '{name}'")));
+                            return Err(IrError::Graph(format!(
+                                "the graph has a cycle through node '{name}'"
+                            )));
                         }
                         _ => {}
                     }
@@ -177,13 +203,29 @@ impl Graph {
                 }
             }
         }
-        let mut old: Vec<Option<Node>> = std::mem::take(&mut self.nodes).into_iter().map(Some).collect();
-        self.nodes = order.into_iter().map(|n| old[n].take().expect("each node once")).collect();
+        let mut old: Vec<Option<Node>> = std::mem::take(&mut self.nodes)
+            .into_iter()
+            .map(Some)
+            .collect();
+        self.nodes = order
+            .into_iter()
+            .map(|n| old[n].take().expect("each node once"))
+            .collect();
         Ok(())
     }
 
     /// Number of nodes here and in all nested subgraphs.
     pub fn node_count_deep(&self) -> usize {
-        self.nodes.iter().map(|n| 1 + n.op.subgraphs().iter().map(|g| g.node_count_deep()).sum::<usize>()).sum()
+        self.nodes
+            .iter()
+            .map(|n| {
+                1 + n
+                    .op
+                    .subgraphs()
+                    .iter()
+                    .map(|g| g.node_count_deep())
+                    .sum::<usize>()
+            })
+            .sum()
     }
 }

@@ -36,8 +36,13 @@ pub fn infer_shapes(graph: &mut Graph, folder: &dyn ConstantFolder) -> Result<()
 
 type Scope = HashMap<String, (ValueInfo, Option<Arc<Tensor>>)>;
 
-fn infer_scope(graph: &mut Graph, folder: &dyn ConstantFolder, outer: &Scope) -> Result<(), IrError> {
-    let mut known: Vec<Option<Arc<Tensor>>> = graph.values.iter().map(|v| v.constant.clone()).collect();
+fn infer_scope(
+    graph: &mut Graph,
+    folder: &dyn ConstantFolder,
+    outer: &Scope,
+) -> Result<(), IrError> {
+    let mut known: Vec<Option<Arc<Tensor>>> =
+        graph.values.iter().map(|v| v.constant.clone()).collect();
     for (i, v) in graph.values.iter_mut().enumerate() {
         if let Some(c) = &v.constant {
             v.info = ValueInfo::of_tensor(c);
@@ -55,7 +60,11 @@ fn infer_scope(graph: &mut Graph, folder: &dyn ConstantFolder, outer: &Scope) ->
                 scope.insert(v.name.clone(), (v.info.clone(), known[i].clone()));
             }
             let taken = taken_branch(&graph.nodes[n], &known);
-            let is_if = taken.is_some() || matches!(graph.nodes[n].op, crate::Op::Control(crate::ops::ControlOp::If { .. }));
+            let is_if = taken.is_some()
+                || matches!(
+                    graph.nodes[n].op,
+                    crate::Op::Control(crate::ops::ControlOp::If { .. })
+                );
             let mut failures = Vec::new();
             let subs = graph.nodes[n].op.subgraphs_mut();
             let count = subs.len();
@@ -81,20 +90,30 @@ fn infer_scope(graph: &mut Graph, folder: &dyn ConstantFolder, outer: &Scope) ->
             }
         }
         let node = &graph.nodes[n];
-        let infos: Vec<Option<ValueInfo>> =
-            node.inputs.iter().map(|i| i.map(|v| graph.values[v].info.clone())).collect();
+        let infos: Vec<Option<ValueInfo>> = node
+            .inputs
+            .iter()
+            .map(|i| i.map(|v| graph.values[v].info.clone()))
+            .collect();
         let inputs: Vec<Option<crate::InferInput>> = node
             .inputs
             .iter()
             .zip(&infos)
             .map(|(i, info)| {
-                i.map(|v| crate::InferInput { info: info.as_ref().expect("present"), value: known[v].as_deref() })
+                i.map(|v| crate::InferInput {
+                    info: info.as_ref().expect("present"),
+                    value: known[v].as_deref(),
+                })
             })
             .collect();
         let foldable = node.op.subgraphs().is_empty()
-            && inputs.iter().flatten().all(|i| i.value.is_some_and(|t| t.len() <= FOLD_LIMIT));
+            && inputs
+                .iter()
+                .flatten()
+                .all(|i| i.value.is_some_and(|t| t.len() <= FOLD_LIMIT));
         let folded = if foldable {
-            let values: Vec<Option<&Tensor>> = inputs.iter().map(|i| i.and_then(|x| x.value)).collect();
+            let values: Vec<Option<&Tensor>> =
+                inputs.iter().map(|i| i.and_then(|x| x.value)).collect();
             folder.fold(node, &values)
         } else {
             None
@@ -131,7 +150,10 @@ fn infer_scope(graph: &mut Graph, folder: &dyn ConstantFolder, outer: &Scope) ->
 
 /// For an `If` whose condition is known: 0 for the then branch, 1 for the else branch.
 pub fn taken_branch(node: &Node, known: &[Option<Arc<Tensor>>]) -> Option<usize> {
-    if !matches!(node.op, crate::Op::Control(crate::ops::ControlOp::If { .. })) {
+    if !matches!(
+        node.op,
+        crate::Op::Control(crate::ops::ControlOp::If { .. })
+    ) {
         return None;
     }
     let cond = known.get((*node.inputs.first()?)?)?.as_ref()?;

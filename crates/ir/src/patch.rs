@@ -21,7 +21,9 @@ impl Patch {
         remove.dedup();
         for &n in remove.iter().rev() {
             if n >= graph.nodes.len() {
-                return Err(IrError::Graph(format!("patch removes node {n}, which does not exist")));
+                return Err(IrError::Graph(format!(
+                    "patch removes node {n}, which does not exist"
+                )));
             }
             graph.nodes.remove(n);
         }

@@ -43,7 +43,10 @@ pub struct ValueInfo {
 
 impl ValueInfo {
     pub fn new(dtype: DType, shape: Vec<Dim>) -> Self {
-        ValueInfo { dtype: Some(dtype), shape: Some(shape) }
+        ValueInfo {
+            dtype: Some(dtype),
+            shape: Some(shape),
+        }
     }
 
     /// Info of a concrete shape.
@@ -69,7 +72,11 @@ impl ValueInfo {
         match &self.shape {
             None => "?".into(),
             Some(s) if s.is_empty() => "scalar".into(),
-            Some(s) => s.iter().map(|d| d.to_string()).collect::<Vec<_>>().join("x"),
+            Some(s) => s
+                .iter()
+                .map(|d| d.to_string())
+                .collect::<Vec<_>>()
+                .join("x"),
         }
     }
 }
@@ -88,6 +95,11 @@ pub struct Value {
 
 impl Value {
     pub fn new(name: impl Into<String>) -> Self {
-        Value { name: name.into(), info: ValueInfo::default(), constant: None, outer: false }
+        Value {
+            name: name.into(),
+            info: ValueInfo::default(),
+            constant: None,
+            outer: false,
+        }
     }
 }

@@ -3,7 +3,14 @@
 use slimnet_ir::{Attributes, Graph, Node, NodeContext, Op, Patch, Value};
 
 fn op(op_type: &str, inputs: usize) -> Op {
-    let ctx = NodeContext { name: "n", op_type, domain: "", opset: 17, num_inputs: inputs, num_outputs: 1 };
+    let ctx = NodeContext {
+        name: "n",
+        op_type,
+        domain: "",
+        opset: 17,
+        num_inputs: inputs,
+        num_outputs: 1,
+    };
     Op::parse(&ctx, &mut Attributes::default()).expect("supported op")
 }
 
@@ -17,9 +24,24 @@ fn graph() -> Graph {
     g.inputs = vec![x];
     g.outputs = vec![y];
     g.nodes = vec![
-        Node { name: "add".into(), op: op("Add", 2), inputs: vec![Some(a), Some(b)], outputs: vec![Some(y)] },
-        Node { name: "relu2".into(), op: op("Relu", 1), inputs: vec![Some(a)], outputs: vec![Some(b)] },
-        Node { name: "relu1".into(), op: op("Relu", 1), inputs: vec![Some(x)], outputs: vec![Some(a)] },
+        Node {
+            name: "add".into(),
+            op: op("Add", 2),
+            inputs: vec![Some(a), Some(b)],
+            outputs: vec![Some(y)],
+        },
+        Node {
+            name: "relu2".into(),
+            op: op("Relu", 1),
+            inputs: vec![Some(a)],
+            outputs: vec![Some(b)],
+        },
+        Node {
+            name: "relu1".into(),
+            op: op("Relu", 1),
+            inputs: vec![Some(x)],
+            outputs: vec![Some(a)],
+        },
     ];
     g
 }
@@ -52,7 +74,12 @@ fn patch_replaces_a_subgraph() {
     let c = g.add_value(Value::new("c"));
     let patch = Patch {
         remove: vec![1],
-        add: vec![Node { name: "relu_x".into(), op: op("Relu", 1), inputs: vec![Some(0)], outputs: vec![Some(c)] }],
+        add: vec![Node {
+            name: "relu_x".into(),
+            op: op("Relu", 1),
+            inputs: vec![Some(0)],
+            outputs: vec![Some(c)],
+        }],
         redirect: vec![(2, c)],
     };
     patch.apply(&mut g).unwrap();
@@ -69,7 +96,12 @@ fn patch_keeps_graph_output_names() {
     let z = g.add_value(Value::new("z"));
     let patch = Patch {
         remove: vec![2],
-        add: vec![Node { name: "relu_out".into(), op: op("Relu", 1), inputs: vec![Some(1)], outputs: vec![Some(z)] }],
+        add: vec![Node {
+            name: "relu_out".into(),
+            op: op("Relu", 1),
+            inputs: vec![Some(1)],
+            outputs: vec![Some(z)],
+        }],
         redirect: vec![(3, z)],
     };
     patch.apply(&mut g).unwrap();

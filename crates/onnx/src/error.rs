@@ -11,7 +11,11 @@ pub enum OnnxError {
     #[error("{path}: {reason}")]
     Unsupported { path: String, reason: String },
     #[error("{path}: tensor '{tensor}': {reason}")]
-    Tensor { path: String, tensor: String, reason: String },
+    Tensor {
+        path: String,
+        tensor: String,
+        reason: String,
+    },
     #[error("{path}: {error}")]
     Graph { path: String, error: IrError },
     #[error("{path}: cannot write: {reason}")]
@@ -31,7 +35,11 @@ impl ImportError {
         let path = path.to_string();
         match self {
             ImportError::Unsupported(reason) => OnnxError::Unsupported { path, reason },
-            ImportError::Tensor { tensor, reason } => OnnxError::Tensor { path, tensor, reason },
+            ImportError::Tensor { tensor, reason } => OnnxError::Tensor {
+                path,
+                tensor,
+                reason,
+            },
             ImportError::Graph(error) => OnnxError::Graph { path, error },
         }
     }

@@ -7,8 +7,9 @@ use prost::Message;
 use slimnet_ir::{Attr, Dim, Graph, Model, ValueInfo};
 
 use crate::proto::{
-    attribute_type as at, tensor_shape_proto, type_proto, AttributeProto, GraphProto, ModelProto, NodeProto,
-    OperatorSetIdProto, StringStringEntryProto, TensorShapeProto, TypeProto, ValueInfoProto,
+    attribute_type as at, tensor_shape_proto, type_proto, AttributeProto, GraphProto, ModelProto,
+    NodeProto, OperatorSetIdProto, StringStringEntryProto, TensorShapeProto, TypeProto,
+    ValueInfoProto,
 };
 use crate::tensor_proto::tensor_to_proto;
 use crate::OnnxError;
@@ -20,7 +21,10 @@ pub fn encode_model(model: &Model) -> Vec<u8> {
         opset_import: model
             .opsets
             .iter()
-            .map(|(domain, version)| OperatorSetIdProto { domain: domain.clone(), version: *version })
+            .map(|(domain, version)| OperatorSetIdProto {
+                domain: domain.clone(),
+                version: *version,
+            })
             .collect(),
         producer_name: model.producer_name.clone(),
         producer_version: model.producer_version.clone(),
@@ -31,7 +35,10 @@ pub fn encode_model(model: &Model) -> Vec<u8> {
         metadata_props: model
             .metadata
             .iter()
-            .map(|(k, v)| StringStringEntryProto { key: k.clone(), value: v.clone() })
+            .map(|(k, v)| StringStringEntryProto {
+                key: k.clone(),
+                value: v.clone(),
+            })
             .collect(),
         functions: Vec::new(),
     };
@@ -43,8 +50,10 @@ pub fn encode_model(model: &Model) -> Vec<u8> {
 pub fn save_model(model: &Model, path: impl AsRef<Path>) -> Result<(), OnnxError> {
     let path = path.as_ref();
     let bytes = encode_model(model);
-    write_atomically(path, &bytes)
-        .map_err(|e| OnnxError::Write { path: path.display().to_string(), reason: e.to_string() })
+    write_atomically(path, &bytes).map_err(|e| OnnxError::Write {
+        path: path.display().to_string(),
+        reason: e.to_string(),
+    })
 }
 
 fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
@@ -52,7 +61,10 @@ fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
         Some(p) if !p.as_os_str().is_empty() => p,
         _ => Path::new("."),
     };
-    let file_name = path.file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default();
+    let file_name = path
+        .file_name()
+        .map(|f| f.to_string_lossy().into_owned())
+        .unwrap_or_default();
     let tmp = dir.join(format!(".{file_name}.{}.tmp", std::process::id()));
     let result = (|| {
         let mut f = std::fs::File::create(&tmp)?;
@@ -67,7 +79,10 @@ fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
 }
 
 fn graph_proto(g: &Graph, initializers_as_inputs: bool) -> GraphProto {
-    let mut gp = GraphProto { name: g.name.clone(), ..Default::default() };
+    let mut gp = GraphProto {
+        name: g.name.clone(),
+        ..Default::default()
+    };
     let consumers = g.consumers();
     for (id, v) in g.values.iter().enumerate() {
         if let Some(c) = &v.constant {
@@ -80,10 +95,12 @@ fn graph_proto(g: &Graph, initializers_as_inputs: bool) -> GraphProto {
         }
     }
     for &i in &g.inputs {
-        gp.input.push(value_info_proto(&g.values[i].name, &g.values[i].info));
+        gp.input
+            .push(value_info_proto(&g.values[i].name, &g.values[i].info));
     }
     for &o in &g.outputs {
-        gp.output.push(value_info_proto(&g.values[o].name, &g.values[o].info));
+        gp.output
+            .push(value_info_proto(&g.values[o].name, &g.values[o].info));
     }
     let name = |v: &Option<usize>| v.map(|id| g.values[id].name.clone()).unwrap_or_default();
     for node in &g.nodes {
@@ -93,7 +110,12 @@ fn graph_proto(g: &Graph, initializers_as_inputs: bool) -> GraphProto {
             name: node.name.clone(),
             op_type: node.op.op_type().to_string(),
             domain: node.op.domain().to_string(),
-            attribute: node.op.attributes().into_iter().map(|(n, a)| attribute_proto(n, a)).collect(),
+            attribute: node
+                .op
+                .attributes()
+                .into_iter()
+                .map(|(n, a)| attribute_proto(n, a))
+                .collect(),
             doc_string: String::new(),
         });
     }
@@ -101,7 +123,10 @@ fn graph_proto(g: &Graph, initializers_as_inputs: bool) -> GraphProto {
 }
 
 fn attribute_proto(name: String, attr: Attr) -> AttributeProto {
-    let mut a = AttributeProto { name, ..Default::default() };
+    let mut a = AttributeProto {
+        name,
+        ..Default::default()
+    };
     match attr {
         Attr::Float(f) => (a.r#type, a.f) = (at::FLOAT, f),
         Attr::Int(i) => (a.r#type, a.i) = (at::INT, i),
@@ -110,9 +135,21 @@ fn attribute_proto(name: String, attr: Attr) -> AttributeProto {
         Attr::Graph(g) => (a.r#type, a.g) = (at::GRAPH, Some(Box::new(graph_proto(&g, false)))),
         Attr::Floats(v) => (a.r#type, a.floats) = (at::FLOATS, v),
         Attr::Ints(v) => (a.r#type, a.ints) = (at::INTS, v),
-        Attr::Strings(v) => (a.r#type, a.strings) = (at::STRINGS, v.into_iter().map(String::into_bytes).collect()),
-        Attr::Tensors(v) => (a.r#type, a.tensors) = (at::TENSORS, v.iter().map(|t| tensor_to_proto("", t)).collect()),
-        Attr::Graphs(v) => (a.r#type, a.graphs) = (at::GRAPHS, v.iter().map(|g| graph_proto(g, false)).collect()),
+        Attr::Strings(v) => {
+            (a.r#type, a.strings) = (at::STRINGS, v.into_iter().map(String::into_bytes).collect())
+        }
+        Attr::Tensors(v) => {
+            (a.r#type, a.tensors) = (
+                at::TENSORS,
+                v.iter().map(|t| tensor_to_proto("", t)).collect(),
+            )
+        }
+        Attr::Graphs(v) => {
+            (a.r#type, a.graphs) = (
+                at::GRAPHS,
+                v.iter().map(|g| graph_proto(g, false)).collect(),
+            )
+        }
     }
     a
 }
@@ -126,8 +163,12 @@ fn value_info_proto(name: &str, info: &ValueInfo) -> ValueInfoProto {
                     .iter()
                     .map(|d| tensor_shape_proto::Dimension {
                         value: match d {
-                            Dim::Known(v) => Some(tensor_shape_proto::dimension::Value::DimValue(*v as i64)),
-                            Dim::Symbol(p) => Some(tensor_shape_proto::dimension::Value::DimParam(p.clone())),
+                            Dim::Known(v) => {
+                                Some(tensor_shape_proto::dimension::Value::DimValue(*v as i64))
+                            }
+                            Dim::Symbol(p) => {
+                                Some(tensor_shape_proto::dimension::Value::DimParam(p.clone()))
+                            }
                             Dim::Unknown => None,
                         },
                         denotation: String::new(),
@@ -137,5 +178,9 @@ fn value_info_proto(name: &str, info: &ValueInfo) -> ValueInfoProto {
         })),
         denotation: String::new(),
     });
-    ValueInfoProto { name: name.to_string(), r#type, doc_string: String::new() }
+    ValueInfoProto {
+        name: name.to_string(),
+        r#type,
+        doc_string: String::new(),
+    }
 }

@@ -28,7 +28,8 @@ pub fn tensor_from_proto(p: &TensorProto, dir: DataDir) -> Result<Tensor, String
         }
         shape.push(usize::try_from(d).map_err(|_| format!("dimension {d} is too large"))?);
     }
-    let count = element_count(&shape).map_err(|_| format!("dims {:?} overflow the element count", p.dims))?;
+    let count = element_count(&shape)
+        .map_err(|_| format!("dims {:?} overflow the element count", p.dims))?;
     let external;
     let raw: Option<&[u8]> = if p.data_location == DATA_LOCATION_EXTERNAL {
         external = read_external(p, dir, count, dtype)?;
@@ -55,11 +56,17 @@ fn from_raw(bytes: &[u8], dtype: DType, count: usize) -> Result<TensorData, Stri
     }
     let size = dtype.size_of();
     if count.checked_mul(size) != Some(bytes.len()) {
-        return Err(format!("{} of raw data", claims(count, bytes.len(), "bytes")));
+        return Err(format!(
+            "{} of raw data",
+            claims(count, bytes.len(), "bytes")
+        ));
     }
     macro_rules! le {
         ($t:ty, $n:expr) => {
-            bytes.chunks_exact($n).map(|c| <$t>::from_le_bytes(c.try_into().expect("chunk size"))).collect()
+            bytes
+                .chunks_exact($n)
+                .map(|c| <$t>::from_le_bytes(c.try_into().expect("chunk size")))
+                .collect()
         };
     }
     Ok(match dtype {
@@ -74,10 +81,18 @@ fn from_raw(bytes: &[u8], dtype: DType, count: usize) -> Result<TensorData, Stri
         DType::I64 => TensorData::I64(le!(i64, 8)),
         DType::U64 => TensorData::U64(le!(u64, 8)),
         DType::Bool => TensorData::Bool(bytes.iter().map(|&b| b != 0).collect()),
-        DType::F16 => TensorData::F16(bytes.chunks_exact(2).map(|c| f16::from_bits(u16::from_le_bytes([c[0], c[1]]))).collect()),
-        DType::BF16 => {
-            TensorData::BF16(bytes.chunks_exact(2).map(|c| bf16::from_bits(u16::from_le_bytes([c[0], c[1]]))).collect())
-        }
+        DType::F16 => TensorData::F16(
+            bytes
+                .chunks_exact(2)
+                .map(|c| f16::from_bits(u16::from_le_bytes([c[0], c[1]])))
+                .collect(),
+        ),
+        DType::BF16 => TensorData::BF16(
+            bytes
+                .chunks_exact(2)
+                .map(|c| bf16::from_bits(u16::from_le_bytes([c[0], c[1]])))
+                .collect(),
+        ),
         DType::String => unreachable!(),
     })
 }
@@ -109,34 +124,74 @@ fn from_typed(p: &TensorProto, dtype: DType, count: usize) -> Result<TensorData,
         DType::Bool => TensorData::Bool(i32s.iter().map(|&v| v != 0).collect()),
         DType::F16 => TensorData::F16(i32s.iter().map(|&v| f16::from_bits(v as u16)).collect()),
         DType::BF16 => TensorData::BF16(i32s.iter().map(|&v| bf16::from_bits(v as u16)).collect()),
-        DType::String => TensorData::String(p.string_data.iter().map(|s| String::from_utf8_lossy(s).into_owned()).collect()),
+        DType::String => TensorData::String(
+            p.string_data
+                .iter()
+                .map(|s| String::from_utf8_lossy(s).into_owned())
+                .collect(),
+        ),
     })
 }
 
-fn read_external(p: &TensorProto, dir: DataDir, count: usize, dtype: DType) -> Result<Vec<u8>, String> {
-    let entry = |key: &str| p.external_data.iter().find(|e| e.key == key).map(|e| e.value.as_str());
+fn read_external(
+    p: &TensorProto,
+    dir: DataDir,
+    count: usize,
+    dtype: DType,
+) -> Result<Vec<u8>, String> {
+    let entry = |key: &str| {
+        p.external_data
+            .iter()
+            .find(|e| e.key == key)
+            .map(|e| e.value.as_str())
+    };
     let location = entry("location").ok_or("external data has no 'location'")?;
     let parse = |key: &str| -> Result<Option<u64>, String> {
-        entry(key).map(|v| v.parse::<u64>().map_err(|_| format!("external data '{key}' is not a number: {v}"))).transpose()
+        entry(key)
+            .map(|v| {
+                v.parse::<u64>()
+                    .map_err(|_| format!("external data '{key}' is not a number: {v}"))
+            })
+            .transpose()
     };
     let offset = parse("offset")?.unwrap_or(0);
     let length = parse("length")?;
     let rel = Path::new(location);
-    if rel.is_absolute() || rel.components().any(|c| !matches!(c, Component::Normal(_) | Component::CurDir)) {
-        return Err(format!("external data location '{location}' must be a relative path inside the model's folder"));
+    if rel.is_absolute()
+        || rel
+            .components()
+            .any(|c| !matches!(c, Component::Normal(_) | Component::CurDir))
+    {
+        return Err(format!(
+            "external data location '{location}' must be a relative path inside the model's folder"
+        ));
     }
     let Some(base) = dir.0 else {
-        return Err(format!("external data '{location}' cannot be resolved: the model was not loaded from a file"));
+        return Err(format!(
+            "external data '{location}' cannot be resolved: the model was not loaded from a file"
+        ));
     };
     let path = base.join(rel);
-    let canon_base = base.canonicalize().map_err(|e| format!("model folder: {e}"))?;
-    let canon = path.canonicalize().map_err(|e| format!("external data file '{location}': {e}"))?;
+    let canon_base = base
+        .canonicalize()
+        .map_err(|e| format!("model folder: {e}"))?;
+    let canon = path
+        .canonicalize()
+        .map_err(|e| format!("external data file '{location}': {e}"))?;
     if !canon.starts_with(&canon_base) {
-        return Err(format!("external data location '{location}' resolves outside the model's folder"));
+        return Err(format!(
+            "external data location '{location}' resolves outside the model's folder"
+        ));
     }
-    let expected = count.checked_mul(dtype.size_of()).ok_or("element count overflows")? as u64;
-    let mut file = File::open(&canon).map_err(|e| format!("external data file '{location}': {e}"))?;
-    let file_len = file.metadata().map_err(|e| format!("external data file '{location}': {e}"))?.len();
+    let expected = count
+        .checked_mul(dtype.size_of())
+        .ok_or("element count overflows")? as u64;
+    let mut file =
+        File::open(&canon).map_err(|e| format!("external data file '{location}': {e}"))?;
+    let file_len = file
+        .metadata()
+        .map_err(|e| format!("external data file '{location}': {e}"))?
+        .len();
     let length = length.unwrap_or(file_len.saturating_sub(offset));
     if offset.checked_add(length).is_none_or(|end| end > file_len) {
         return Err(format!(
@@ -144,11 +199,16 @@ fn read_external(p: &TensorProto, dir: DataDir, count: usize, dtype: DType) -> R
         ));
     }
     if length != expected {
-        return Err(format!("{} in external data", claims(count, length as usize, "bytes")));
+        return Err(format!(
+            "{} in external data",
+            claims(count, length as usize, "bytes")
+        ));
     }
-    file.seek(SeekFrom::Start(offset)).map_err(|e| e.to_string())?;
+    file.seek(SeekFrom::Start(offset))
+        .map_err(|e| e.to_string())?;
     let mut buf = vec![0u8; length as usize];
-    file.read_exact(&mut buf).map_err(|e| format!("external data file '{location}': {e}"))?;
+    file.read_exact(&mut buf)
+        .map_err(|e| format!("external data file '{location}': {e}"))?;
     Ok(buf)
 }
 
@@ -195,6 +255,8 @@ pub fn onnx_type_name(code: i32) -> &'static str {
         21 => "uint4",
         22 => "int4",
         23 => "float4e2m1",
-        c => DType::from_onnx_code(c).map(|d| d.name()).unwrap_or("unknown"),
+        c => DType::from_onnx_code(c)
+            .map(|d| d.name())
+            .unwrap_or("unknown"),
     }
 }

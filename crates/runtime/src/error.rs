@@ -4,7 +4,11 @@ pub enum RuntimeError {
     #[error("input '{name}': {reason}")]
     Input { name: String, reason: String },
     #[error("node '{node}' ({op_type}): {reason}")]
-    Node { node: String, op_type: String, reason: String },
+    Node {
+        node: String,
+        op_type: String,
+        reason: String,
+    },
     #[error("{0}")]
     Graph(String),
 }

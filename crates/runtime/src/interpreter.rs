@@ -16,14 +16,25 @@ type Captures<'a> = HashMap<String, Cow<'a, Tensor>>;
 /// Runs a model on named inputs and returns its outputs by name, in graph order.
 ///
 /// Inputs are checked first (see [`check_inputs`]).
-pub fn run_model(model: &Model, inputs: Vec<(String, Tensor)>) -> Result<Vec<(String, Tensor)>, RuntimeError> {
+pub fn run_model(
+    model: &Model,
+    inputs: Vec<(String, Tensor)>,
+) -> Result<Vec<(String, Tensor)>, RuntimeError> {
     let graph = &model.graph;
     check_inputs(graph, &inputs)?;
     let mut by_name: HashMap<String, Tensor> = inputs.into_iter().collect();
-    let ordered: Vec<Tensor> =
-        graph.inputs.iter().map(|&v| by_name.remove(&graph.values[v].name).expect("checked")).collect();
+    let ordered: Vec<Tensor> = graph
+        .inputs
+        .iter()
+        .map(|&v| by_name.remove(&graph.values[v].name).expect("checked"))
+        .collect();
     let outputs = run_graph(graph, ordered, &HashMap::new())?;
-    Ok(graph.outputs.iter().map(|&v| graph.values[v].name.clone()).zip(outputs).collect())
+    Ok(graph
+        .outputs
+        .iter()
+        .map(|&v| graph.values[v].name.clone())
+        .zip(outputs)
+        .collect())
 }
 
 /// Checks named inputs against a graph's declared inputs: every input present and
@@ -32,17 +43,27 @@ pub fn run_model(model: &Model, inputs: Vec<(String, Tensor)>) -> Result<Vec<(St
 pub fn check_inputs(graph: &Graph, inputs: &[(String, Tensor)]) -> Result<(), RuntimeError> {
     for (name, _) in inputs {
         if !graph.inputs.iter().any(|&v| &graph.values[v].name == name) {
-            let expected: Vec<&str> = graph.inputs.iter().map(|&v| graph.values[v].name.as_str()).collect();
+            let expected: Vec<&str> = graph
+                .inputs
+                .iter()
+                .map(|&v| graph.values[v].name.as_str())
+                .collect();
             return Err(RuntimeError::Input {
                 name: name.clone(),
-                reason: format!("the model has no such input (its inputs: {})", expected.join(", ")),
+                reason: format!(
+                    "the model has no such input (its inputs: {})",
+                    expected.join(", ")
+                ),
             });
         }
     }
     let mut symbols: HashMap<&str, usize> = HashMap::new();
     for &v in &graph.inputs {
         let value = &graph.values[v];
-        let err = |reason: String| RuntimeError::Input { name: value.name.clone(), reason };
+        let err = |reason: String| RuntimeError::Input {
+            name: value.name.clone(),
+            reason,
+        };
         let Some((_, t)) = inputs.iter().find(|(n, _)| n == &value.name) else {
             return Err(err(format!(
                 "missing (expected {} {})",
@@ -57,7 +78,12 @@ pub fn check_inputs(graph: &Graph, inputs: &[(String, Tensor)]) -> Result<(), Ru
         }
         if let Some(shape) = &value.info.shape {
             if shape.len() != t.rank() {
-                return Err(err(format!("expected shape {} (rank {}), got {:?}", value.info.shape_text(), shape.len(), t.shape())));
+                return Err(err(format!(
+                    "expected shape {} (rank {}), got {:?}",
+                    value.info.shape_text(),
+                    shape.len(),
+                    t.shape()
+                )));
             }
             for (axis, (dim, &got)) in shape.iter().zip(t.shape()).enumerate() {
                 match dim {
@@ -86,7 +112,11 @@ pub fn check_inputs(graph: &Graph, inputs: &[(String, Tensor)]) -> Result<(), Ru
 
 /// Runs a graph on its inputs (in declared order) and returns its outputs in order.
 /// `captures` holds the enclosing graphs' values that a subgraph reads by name.
-pub fn run_graph(graph: &Graph, inputs: Vec<Tensor>, captures: &Captures) -> Result<Vec<Tensor>, RuntimeError> {
+pub fn run_graph(
+    graph: &Graph,
+    inputs: Vec<Tensor>,
+    captures: &Captures,
+) -> Result<Vec<Tensor>, RuntimeError> {
     if inputs.len() != graph.inputs.len() {
         return Err(RuntimeError::Graph(format!(
             "graph '{}' takes {} inputs, got {}",
@@ -100,9 +130,9 @@ pub fn run_graph(graph: &Graph, inputs: Vec<Tensor>, captures: &Captures) -> Res
         if let Some(c) = &v.constant {
             env[i] = Some(Cow::Borrowed(c.as_ref()));
         } else if v.outer {
-            let t = captures
-                .get(&v.name)
-                .ok_or_else(|| RuntimeError::Graph(format!("subgraph reads '{}', which is not defined", v.name)))?;
+            let t = captures.get(&v.name).ok_or_else(|| {
+                RuntimeError::Graph(format!("subgraph reads '{}', which is not defined", v.name))
+            })?;
             env[i] = Some(Cow::Owned(t.as_ref().clone()));
         }
     }
@@ -140,8 +170,18 @@ pub fn run_graph(graph: &Graph, inputs: Vec<Tensor>, captures: &Captures) -> Res
                 op => run_op(op, &ins, node.outputs.len()).map_err(node_err)?,
             }
         };
-        if outputs.len() < node.outputs.iter().rposition(Option::is_some).map_or(0, |p| p + 1) {
-            return Err(node_err(format!("produced {} outputs, {} expected", outputs.len(), node.outputs.len())));
+        if outputs.len()
+            < node
+                .outputs
+                .iter()
+                .rposition(Option::is_some)
+                .map_or(0, |p| p + 1)
+        {
+            return Err(node_err(format!(
+                "produced {} outputs, {} expected",
+                outputs.len(),
+                node.outputs.len()
+            )));
         }
         for (slot, t) in node.outputs.iter().zip(outputs) {
             if let Some(v) = slot {
@@ -160,13 +200,21 @@ pub fn run_graph(graph: &Graph, inputs: Vec<Tensor>, captures: &Captures) -> Res
         .iter()
         .map(|&o| {
             env[o].take().map(Cow::into_owned).ok_or_else(|| {
-                RuntimeError::Graph(format!("graph output '{}' was never computed", graph.values[o].name))
+                RuntimeError::Graph(format!(
+                    "graph output '{}' was never computed",
+                    graph.values[o].name
+                ))
             })
         })
         .collect()
 }
 
-fn scope_for<'a>(graph: &'a Graph, env: &'a [Option<Cow<'a, Tensor>>], captures: &'a Captures<'a>, sub: &Graph) -> Captures<'a> {
+fn scope_for<'a>(
+    graph: &'a Graph,
+    env: &'a [Option<Cow<'a, Tensor>>],
+    captures: &'a Captures<'a>,
+    sub: &Graph,
+) -> Captures<'a> {
     let mut scope: Captures = HashMap::new();
     for name in sub.captured_names() {
         if let Some(v) = graph.find_value(&name) {
@@ -196,8 +244,15 @@ fn run_control(
         reason,
     };
     match op {
-        ControlOp::If { then_branch, else_branch } => {
-            let cond = inputs.first().copied().flatten().ok_or_else(|| node_err("condition is missing".into()))?;
+        ControlOp::If {
+            then_branch,
+            else_branch,
+        } => {
+            let cond = inputs
+                .first()
+                .copied()
+                .flatten()
+                .ok_or_else(|| node_err("condition is missing".into()))?;
             let value = truthy(cond).map_err(node_err)?;
             let branch = if value { then_branch } else { else_branch };
             let scope = scope_for(graph, env, captures, branch);
@@ -206,7 +261,13 @@ fn run_control(
         ControlOp::Scan(scan) => run_scan(graph, env, captures, scan, inputs).map_err(node_err),
         ControlOp::Loop { body } => {
             let max_trips = match inputs.first().copied().flatten() {
-                Some(m) => Some(m.to_i64_vec().map_err(|e| node_err(e.to_string()))?.first().copied().unwrap_or(0)),
+                Some(m) => Some(
+                    m.to_i64_vec()
+                        .map_err(|e| node_err(e.to_string()))?
+                        .first()
+                        .copied()
+                        .unwrap_or(0),
+                ),
                 None => None,
             };
             let mut cond = match inputs.get(1).copied().flatten() {
@@ -215,7 +276,10 @@ fn run_control(
             };
             let mut carried: Vec<Tensor> = inputs[2.min(inputs.len())..]
                 .iter()
-                .map(|t| t.cloned().ok_or_else(|| node_err("loop-carried input is missing".into())))
+                .map(|t| {
+                    t.cloned()
+                        .ok_or_else(|| node_err("loop-carried input is missing".into()))
+                })
                 .collect::<Result<_, _>>()?;
             let n_carried = carried.len();
             let n_scan = body.outputs.len() - 1 - n_carried;
@@ -254,7 +318,10 @@ fn run_scan(
 ) -> Result<Vec<Tensor>, String> {
     let m = scan.num_scan_inputs;
     let n = inputs.len() - m;
-    let all: Vec<&Tensor> = inputs.iter().map(|t| t.ok_or("Scan inputs cannot be omitted")).collect::<Result<_, _>>()?;
+    let all: Vec<&Tensor> = inputs
+        .iter()
+        .map(|t| t.ok_or("Scan inputs cannot be omitted"))
+        .collect::<Result<_, _>>()?;
     let (states, scanned) = all.split_at(n);
     let mut axes = Vec::with_capacity(m);
     let mut length = None;
@@ -262,7 +329,10 @@ fn run_scan(
         let axis = crate::reference::util::normalize_axis(scan.scan_input_axes[j], t.rank())?;
         let len = t.shape()[axis];
         if length.is_some_and(|l| l != len) {
-            return Err(format!("scan input {j} has {len} steps, another has {}", length.unwrap_or(0)));
+            return Err(format!(
+                "scan input {j} has {len} steps, another has {}",
+                length.unwrap_or(0)
+            ));
         }
         length = Some(len);
         axes.push(axis);
@@ -275,7 +345,11 @@ fn run_scan(
     for t in 0..steps {
         let mut body_inputs = state.clone();
         for (j, x) in scanned.iter().enumerate() {
-            let i = if scan.scan_input_directions[j] == 1 { steps - 1 - t } else { t };
+            let i = if scan.scan_input_directions[j] == 1 {
+                steps - 1 - t
+            } else {
+                t
+            };
             body_inputs.push(take_along(x, axes[j], i)?);
         }
         let outs = run_graph(&scan.body, body_inputs, &scope).map_err(|e| e.to_string())?;
@@ -291,7 +365,8 @@ fn run_scan(
             items.reverse();
         }
         let stacked = stack(items)?;
-        let axis = crate::reference::util::normalize_axis(scan.scan_output_axes[j], stacked.rank())?;
+        let axis =
+            crate::reference::util::normalize_axis(scan.scan_output_axes[j], stacked.rank())?;
         result.push(move_axis_from_front(stacked, axis)?);
     }
     Ok(result)
@@ -318,7 +393,9 @@ fn move_axis_from_front(t: Tensor, axis: usize) -> Result<Tensor, String> {
     let (steps, rest) = (shape[0], &shape[1..]);
     let outer: usize = rest[..axis].iter().product();
     let inner: usize = rest[axis..].iter().product();
-    let idx = (0..outer).flat_map(move |o| (0..steps).flat_map(move |s| (0..inner).map(move |i| (s * outer + o) * inner + i)));
+    let idx = (0..outer).flat_map(move |o| {
+        (0..steps).flat_map(move |s| (0..inner).map(move |i| (s * outer + o) * inner + i))
+    });
     let mut out_shape = rest[..axis].to_vec();
     out_shape.push(steps);
     out_shape.extend_from_slice(&rest[axis..]);
@@ -327,7 +404,10 @@ fn move_axis_from_front(t: Tensor, axis: usize) -> Result<Tensor, String> {
 
 fn truthy(t: &Tensor) -> Result<bool, String> {
     if t.len() != 1 {
-        return Err(format!("condition must hold one element, got shape {:?}", t.shape()));
+        return Err(format!(
+            "condition must hold one element, got shape {:?}",
+            t.shape()
+        ));
     }
     Ok(t.to_vec::<f64>().map_err(|e| e.to_string())?[0] != 0.0)
 }

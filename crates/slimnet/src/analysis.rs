@@ -55,11 +55,24 @@ pub fn analyse(model: &Model) -> Analysis {
     let mut op_census = BTreeMap::new();
     let mut params_by_dtype: BTreeMap<DType, DTypeBytes> = BTreeMap::new();
     let mut unknown_shapes = Vec::new();
-    walk(&model.graph, true, &mut op_census, &mut params_by_dtype, &mut unknown_shapes);
+    walk(
+        &model.graph,
+        true,
+        &mut op_census,
+        &mut params_by_dtype,
+        &mut unknown_shapes,
+    );
     let mut nodes = Vec::new();
     node_costs(&model.graph, "", &mut nodes);
     let total_macs = nodes.iter().filter_map(|n| n.macs).sum();
-    Analysis { op_census, params_by_dtype, nodes, total_macs, peak_activation_bytes: peak_memory(&model.graph), unknown_shapes }
+    Analysis {
+        op_census,
+        params_by_dtype,
+        nodes,
+        total_macs,
+        peak_activation_bytes: peak_memory(&model.graph),
+        unknown_shapes,
+    }
 }
 
 /// Costs of the nodes of `g` and of the subgraphs that can run, subgraph nodes named
@@ -70,7 +83,11 @@ fn node_costs(g: &Graph, prefix: &str, out: &mut Vec<NodeCost>) {
         out.push(NodeCost {
             name: name.clone(),
             op_type: n.op.op_type().to_string(),
-            outputs: n.outputs.iter().map(|o| o.map(|v| g.values[v].info.shape_text()).unwrap_or_default()).collect(),
+            outputs: n
+                .outputs
+                .iter()
+                .map(|o| o.map(|v| g.values[v].info.shape_text()).unwrap_or_default())
+                .collect(),
             macs: macs(g, n),
         });
         for sub in n.op.subgraphs().into_iter().filter(|s| !s.unreachable) {
@@ -105,7 +122,14 @@ fn walk(
 }
 
 fn dims(g: &Graph, v: Option<usize>) -> Option<Vec<u64>> {
-    Some(g.values[v?].info.concrete_shape()?.into_iter().map(|d| d as u64).collect())
+    Some(
+        g.values[v?]
+            .info
+            .concrete_shape()?
+            .into_iter()
+            .map(|d| d as u64)
+            .collect(),
+    )
 }
 
 fn input_dims(g: &Graph, n: &Node, i: usize) -> Option<Vec<u64>> {
@@ -189,7 +213,11 @@ fn peak_memory(g: &Graph) -> Option<u64> {
         }
         peak = peak.max(live + inner);
         for (v, value) in g.values.iter().enumerate() {
-            if last_use[v] == Some(k) && value.constant.is_none() && !g.outputs.contains(&v) && !value.outer {
+            if last_use[v] == Some(k)
+                && value.constant.is_none()
+                && !g.outputs.contains(&v)
+                && !value.outer
+            {
                 live = live.saturating_sub(bytes_of(&value.info)?);
             }
         }

@@ -38,14 +38,23 @@ fn read_npy(path: &Path) -> Tensor {
 fn reference(stem: &str) -> (PathBuf, Vec<Case>) {
     let assets = common::assets_dir();
     let manifest_path = assets.join(format!("reference/{stem}.json"));
-    let text = std::fs::read_to_string(&manifest_path)
-        .unwrap_or_else(|e| panic!("{}: {e} (run scripts/fetch-assets)", manifest_path.display()));
+    let text = std::fs::read_to_string(&manifest_path).unwrap_or_else(|e| {
+        panic!(
+            "{}: {e} (run scripts/fetch-assets)",
+            manifest_path.display()
+        )
+    });
     let manifest: serde_json::Value = serde_json::from_str(&text).expect("manifest JSON");
     let tensors = |obj: &serde_json::Value| -> Vec<(String, Tensor)> {
         obj.as_object()
             .expect("object")
             .iter()
-            .map(|(name, file)| (name.clone(), read_npy(&assets.join(file.as_str().expect("path")))))
+            .map(|(name, file)| {
+                (
+                    name.clone(),
+                    read_npy(&assets.join(file.as_str().expect("path"))),
+                )
+            })
             .collect()
     };
     let cases = manifest["cases"]
@@ -58,22 +67,45 @@ fn reference(stem: &str) -> (PathBuf, Vec<Case>) {
             outputs: tensors(&c["outputs"]),
         })
         .collect();
-    (assets.join(manifest["model"].as_str().expect("model path")), cases)
+    (
+        assets.join(manifest["model"].as_str().expect("model path")),
+        cases,
+    )
 }
 
 fn check_against_reference(stem: &str) {
     let (path, cases) = reference(stem);
     let model = load_model(&path).unwrap_or_else(|e| panic!("{e}"));
     for case in cases {
-        let outputs = run_model(&model, case.inputs.clone()).unwrap_or_else(|e| panic!("{stem}/{}: {e}", case.name));
+        let outputs = run_model(&model, case.inputs.clone())
+            .unwrap_or_else(|e| panic!("{stem}/{}: {e}", case.name));
         let got: HashMap<String, Tensor> = outputs.into_iter().collect();
         for (name, want) in &case.outputs {
-            let actual = got.get(name).unwrap_or_else(|| panic!("{stem}/{}: no output '{name}'", case.name));
-            assert_eq!(actual.dtype(), want.dtype(), "{stem}/{} output '{name}' dtype", case.name);
-            assert_eq!(actual.shape(), want.shape(), "{stem}/{} output '{name}' shape", case.name);
+            let actual = got
+                .get(name)
+                .unwrap_or_else(|| panic!("{stem}/{}: no output '{name}'", case.name));
+            assert_eq!(
+                actual.dtype(),
+                want.dtype(),
+                "{stem}/{} output '{name}' dtype",
+                case.name
+            );
+            assert_eq!(
+                actual.shape(),
+                want.shape(),
+                "{stem}/{} output '{name}' shape",
+                case.name
+            );
             let err = common::relative_max_error(actual, want, SCALE_FLOOR);
-            println!("{stem}/{} output '{name}': max relative error {err:.3e}", case.name);
-            assert!(err <= MAX_RELATIVE_ERROR, "{stem}/{} output '{name}': max relative error {err:e}", case.name);
+            println!(
+                "{stem}/{} output '{name}': max relative error {err:.3e}",
+                case.name
+            );
+            assert!(
+                err <= MAX_RELATIVE_ERROR,
+                "{stem}/{} output '{name}': max relative error {err:e}",
+                case.name
+            );
         }
     }
 }
@@ -87,7 +119,11 @@ fn check_shapes_inferred(stem: &str) {
     let case = &cases[0];
     for &v in &model.graph.inputs {
         let value = &mut model.graph.values[v];
-        let (_, t) = case.inputs.iter().find(|(n, _)| *n == value.name).expect("input in case");
+        let (_, t) = case
+            .inputs
+            .iter()
+            .find(|(n, _)| *n == value.name)
+            .expect("input in case");
         value.info = ValueInfo::of_tensor(t);
         if t.len() <= 16 {
             value.constant = Some(Arc::new(t.clone()));
@@ -95,11 +131,24 @@ fn check_shapes_inferred(stem: &str) {
     }
     infer_shapes(&mut model.graph, &ReferenceFolder).unwrap_or_else(|e| panic!("{stem}: {e}"));
     let analysis = slimnet::analysis::analyse(&model);
-    assert!(analysis.unknown_shapes.is_empty(), "{stem}: values without a concrete shape: {:?}", analysis.unknown_shapes);
+    assert!(
+        analysis.unknown_shapes.is_empty(),
+        "{stem}: values without a concrete shape: {:?}",
+        analysis.unknown_shapes
+    );
     for &o in &model.graph.outputs {
         let v = &model.graph.values[o];
-        let (_, want) = case.outputs.iter().find(|(n, _)| *n == v.name).expect("output in case");
-        assert_eq!(v.info.concrete_shape().as_deref(), Some(want.shape()), "{stem}: inferred shape of '{}'", v.name);
+        let (_, want) = case
+            .outputs
+            .iter()
+            .find(|(n, _)| *n == v.name)
+            .expect("output in case");
+        assert_eq!(
+            v.info.concrete_shape().as_deref(),
+            Some(want.shape()),
+            "{stem}: inferred shape of '{}'",
+            v.name
+        );
     }
     assert!(analysis.peak_activation_bytes.is_some());
 }
@@ -113,7 +162,10 @@ fn check_round_trip(stem: &str) {
     let exported = dir.path().join(format!("{stem}.onnx"));
     save_model(&model, &exported).unwrap();
     let reimported = load_model(&exported).unwrap_or_else(|e| panic!("re-import: {e}"));
-    assert_eq!(reimported.graph.node_count_deep(), model.graph.node_count_deep());
+    assert_eq!(
+        reimported.graph.node_count_deep(),
+        model.graph.node_count_deep()
+    );
     let assets = common::assets_dir();
     let python = assets.join("venv/bin/python");
     let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../scripts/ort_run.py");
@@ -127,15 +179,26 @@ fn check_round_trip(stem: &str) {
     }
     let out_dir = dir.path().join("out");
     cmd.arg("--output-dir").arg(&out_dir);
-    let result = cmd.output().unwrap_or_else(|e| panic!("{}: {e} (run scripts/fetch-assets)", python.display()));
-    assert!(result.status.success(), "ONNX Runtime rejected the exported {stem}: {}", String::from_utf8_lossy(&result.stderr));
+    let result = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("{}: {e} (run scripts/fetch-assets)", python.display()));
+    assert!(
+        result.status.success(),
+        "ONNX Runtime rejected the exported {stem}: {}",
+        String::from_utf8_lossy(&result.stderr)
+    );
     let listing: serde_json::Value = serde_json::from_slice(&result.stdout).expect("ort_run JSON");
     for (name, want) in &case.outputs {
-        let file = listing["outputs"][name].as_str().unwrap_or_else(|| panic!("exported {stem} lacks output '{name}'"));
+        let file = listing["outputs"][name]
+            .as_str()
+            .unwrap_or_else(|| panic!("exported {stem} lacks output '{name}'"));
         let got = read_npy(Path::new(file));
         assert_eq!(got.shape(), want.shape());
         let err = common::relative_max_error(&got, want, SCALE_FLOOR);
-        assert!(err <= 1e-6, "exported {stem} output '{name}' differs under ONNX Runtime: {err:e}");
+        assert!(
+            err <= 1e-6,
+            "exported {stem} output '{name}' differs under ONNX Runtime: {err:e}"
+        );
     }
 }
 

@@ -34,7 +34,11 @@ fn numbered_files(dir: &Path, prefix: &str) -> Vec<PathBuf> {
             rd.filter_map(|e| e.ok())
                 .filter_map(|e| {
                     let name = e.file_name().to_string_lossy().into_owned();
-                    let n = name.strip_prefix(prefix)?.strip_suffix(".pb")?.parse::<usize>().ok()?;
+                    let n = name
+                        .strip_prefix(prefix)?
+                        .strip_suffix(".pb")?
+                        .parse::<usize>()
+                        .ok()?;
                     Some((n, e.path()))
                 })
                 .collect()
@@ -47,21 +51,32 @@ fn numbered_files(dir: &Path, prefix: &str) -> Vec<PathBuf> {
 fn run_case(dir: &Path) -> Outcome {
     let model = match load_model(dir.join("model.onnx")) {
         Ok(m) => m,
-        Err(OnnxError::Graph { error: IrError::UnsupportedOp { op_type, domain, .. }, .. }) => {
-            return Outcome::Unsupported(format!("operator {domain}{op_type}"))
-        }
+        Err(OnnxError::Graph {
+            error: IrError::UnsupportedOp {
+                op_type, domain, ..
+            },
+            ..
+        }) => return Outcome::Unsupported(format!("operator {domain}{op_type}")),
         Err(e @ (OnnxError::Unsupported { .. } | OnnxError::Tensor { .. })) => {
             return Outcome::Unsupported(e.to_string())
         }
         // An attribute naming something slimnet does not hold (a float8 `to`, say).
-        Err(OnnxError::Graph { error: e @ IrError::Attribute { .. }, .. }) if e.to_string().contains("not supported") => {
+        Err(OnnxError::Graph {
+            error: e @ IrError::Attribute { .. },
+            ..
+        }) if e.to_string().contains("not supported") => {
             return Outcome::Unsupported(e.to_string())
         }
         Err(e) => return Outcome::Failed(format!("import: {e}")),
     };
     let data_sets: Vec<PathBuf> = {
         let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
-            .map(|rd| rd.filter_map(|e| e.ok()).map(|e| e.path()).filter(|p| p.is_dir()).collect())
+            .map(|rd| {
+                rd.filter_map(|e| e.ok())
+                    .map(|e| e.path())
+                    .filter(|p| p.is_dir())
+                    .collect()
+            })
             .unwrap_or_default();
         v.sort();
         v
@@ -91,7 +106,11 @@ fn run_case(dir: &Path) -> Outcome {
             Err(_) => return Outcome::Failed("panicked".into()),
         };
         if outputs.len() != expected.len() {
-            return Outcome::Failed(format!("{} outputs, expected {}", outputs.len(), expected.len()));
+            return Outcome::Failed(format!(
+                "{} outputs, expected {}",
+                outputs.len(),
+                expected.len()
+            ));
         }
         for (k, ((name, got), want)) in outputs.iter().zip(&expected).enumerate() {
             if let Err(reason) = common::compare_allclose(got, want, 1e-3, 1e-7) {
@@ -132,7 +151,8 @@ fn onnx_node_conformance() {
     cases.sort();
     let default_hook = std::panic::take_hook();
     std::panic::set_hook(Box::new(|_| {}));
-    let (mut passed, mut failed, mut unsupported) = (BTreeSet::new(), BTreeMap::new(), BTreeMap::new());
+    let (mut passed, mut failed, mut unsupported) =
+        (BTreeSet::new(), BTreeMap::new(), BTreeMap::new());
     for case in &cases {
         let name = case.file_name().unwrap().to_string_lossy().into_owned();
         if !name.contains(&filter) {
@@ -155,10 +175,15 @@ fn onnx_node_conformance() {
     for (name, reason) in &failed {
         let listed = known_failures.contains_key(name);
         if verbose || !listed {
-            println!("FAILED {name}: {reason}{}", if listed { " (known)" } else { "" });
+            println!(
+                "FAILED {name}: {reason}{}",
+                if listed { " (known)" } else { "" }
+            );
         }
         if !listed {
-            problems.push(format!("{name} fails and is not in known_failures.txt: {reason}"));
+            problems.push(format!(
+                "{name} fails and is not in known_failures.txt: {reason}"
+            ));
         }
     }
     if verbose {
@@ -168,18 +193,28 @@ fn onnx_node_conformance() {
     }
     for name in expected_passes.keys() {
         if name.contains(&filter) && !passed.contains(name) {
-            let why = failed.get(name).or(unsupported.get(name)).cloned().unwrap_or_else(|| "case missing".into());
+            let why = failed
+                .get(name)
+                .or(unsupported.get(name))
+                .cloned()
+                .unwrap_or_else(|| "case missing".into());
             problems.push(format!("{name} is expected to pass but did not: {why}"));
         }
     }
-    let newly: Vec<&String> = passed.iter().filter(|n| !expected_passes.contains_key(*n)).collect();
+    let newly: Vec<&String> = passed
+        .iter()
+        .filter(|n| !expected_passes.contains_key(*n))
+        .collect();
     if !newly.is_empty() {
         println!("{} cases pass that are not in expected_passes.txt (SLIMNET_CONFORMANCE_WRITE=1 adds them)", newly.len());
     }
     if std::env::var("SLIMNET_CONFORMANCE_WRITE").is_ok_and(|v| v == "1") && filter.is_empty() {
         let text: String = passed.iter().map(|n| format!("{n}\n")).collect();
-        std::fs::write(lists.join("expected_passes.txt"), format!("# ONNX node conformance cases that must pass\n{text}"))
-            .expect("write expected_passes.txt");
+        std::fs::write(
+            lists.join("expected_passes.txt"),
+            format!("# ONNX node conformance cases that must pass\n{text}"),
+        )
+        .expect("write expected_passes.txt");
     }
     // Written to stderr directly so the totals show even when the test passes.
     let totals = format!(
@@ -188,8 +223,17 @@ fn onnx_node_conformance() {
         failed.len(),
         unsupported.len(),
         passed.len() + failed.len() + unsupported.len(),
-        if filter.is_empty() { String::new() } else { format!(", filter '{filter}'") }
+        if filter.is_empty() {
+            String::new()
+        } else {
+            format!(", filter '{filter}'")
+        }
     );
     let _ = std::io::Write::write_all(&mut std::io::stderr(), totals.as_bytes());
-    assert!(problems.is_empty(), "{} conformance problems:\n{}", problems.len(), problems.join("\n"));
+    assert!(
+        problems.is_empty(),
+        "{} conformance problems:\n{}",
+        problems.len(),
+        problems.join("\n")
+    );
 }

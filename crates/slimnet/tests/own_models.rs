@@ -19,7 +19,9 @@ fn accuracy(stem: &str) -> f64 {
     let dir = models_dir();
     let model = load_model(dir.join(format!("{stem}.onnx"))).unwrap();
     let x = read(&dir.join(stem).join("heldout_x.npy"));
-    let y = read(&dir.join(stem).join("heldout_y.npy")).to_i64_vec().unwrap();
+    let y = read(&dir.join(stem).join("heldout_y.npy"))
+        .to_i64_vec()
+        .unwrap();
     let input = model.graph.values[model.graph.inputs[0]].name.clone();
     let out = run_model(&model, vec![(input, x)]).unwrap();
     let logits = out[0].1.as_slice::<f32>().unwrap();
@@ -28,7 +30,12 @@ fn accuracy(stem: &str) -> f64 {
         .chunks(classes)
         .zip(&y)
         .filter(|(row, &label)| {
-            let best = row.iter().enumerate().max_by(|a, b| a.1.total_cmp(b.1)).unwrap().0;
+            let best = row
+                .iter()
+                .enumerate()
+                .max_by(|a, b| a.1.total_cmp(b.1))
+                .unwrap()
+                .0;
             best as i64 == label
         })
         .count();

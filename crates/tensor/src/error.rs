@@ -4,7 +4,11 @@ use crate::DType;
 #[derive(Debug, thiserror::Error)]
 pub enum TensorError {
     #[error("shape {shape:?} holds {expected} elements but {actual} were given")]
-    LengthMismatch { shape: Vec<usize>, expected: usize, actual: usize },
+    LengthMismatch {
+        shape: Vec<usize>,
+        expected: usize,
+        actual: usize,
+    },
     #[error("expected a {expected} tensor, found {actual}")]
     WrongDType { expected: DType, actual: DType },
     #[error("shapes {a:?} and {b:?} cannot be broadcast together")]

@@ -22,13 +22,26 @@ pub fn broadcast_shapes(a: &[usize], b: &[usize]) -> Result<Vec<usize>, TensorEr
     let rank = a.len().max(b.len());
     let mut out = vec![0; rank];
     for i in 0..rank {
-        let da = if i + a.len() >= rank { a[i + a.len() - rank] } else { 1 };
-        let db = if i + b.len() >= rank { b[i + b.len() - rank] } else { 1 };
+        let da = if i + a.len() >= rank {
+            a[i + a.len() - rank]
+        } else {
+            1
+        };
+        let db = if i + b.len() >= rank {
+            b[i + b.len() - rank]
+        } else {
+            1
+        };
         out[i] = match (da, db) {
             (x, y) if x == y => x,
             (1, y) => y,
             (x, 1) => x,
-            _ => return Err(TensorError::Broadcast { a: a.to_vec(), b: b.to_vec() }),
+            _ => {
+                return Err(TensorError::Broadcast {
+                    a: a.to_vec(),
+                    b: b.to_vec(),
+                })
+            }
         };
     }
     Ok(out)
@@ -57,7 +70,10 @@ impl BroadcastIndexer {
                 strides[o] = in_strides[i];
             }
         }
-        Self { out_shape: out_shape.to_vec(), strides }
+        Self {
+            out_shape: out_shape.to_vec(),
+            strides,
+        }
     }
 
     /// True when the input is laid out exactly like the output (no broadcasting).
@@ -96,7 +112,10 @@ mod tests {
 
     #[test]
     fn broadcast_rules() {
-        assert_eq!(broadcast_shapes(&[2, 1, 3], &[4, 1]).unwrap(), vec![2, 4, 3]);
+        assert_eq!(
+            broadcast_shapes(&[2, 1, 3], &[4, 1]).unwrap(),
+            vec![2, 4, 3]
+        );
         assert_eq!(broadcast_shapes(&[], &[5]).unwrap(), vec![5]);
         assert!(broadcast_shapes(&[2], &[3]).is_err());
     }

@@ -121,10 +121,14 @@ impl TensorData {
         let mut out = TensorData::zeros(first.dtype(), 0);
         macro_rules! extend {
             ($variant:ident) => {{
-                let TensorData::$variant(o) = &mut out else { unreachable!() };
+                let TensorData::$variant(o) = &mut out else {
+                    unreachable!()
+                };
                 o.reserve(total);
                 for p in pieces {
-                    let TensorData::$variant(v) = p else { return None };
+                    let TensorData::$variant(v) = p else {
+                        return None;
+                    };
                     o.extend_from_slice(v);
                 }
             }};
@@ -161,7 +165,11 @@ impl Tensor {
     pub fn new(shape: Vec<usize>, data: TensorData) -> Result<Tensor, TensorError> {
         let expected = element_count(&shape)?;
         if expected != data.len() {
-            return Err(TensorError::LengthMismatch { shape, expected, actual: data.len() });
+            return Err(TensorError::LengthMismatch {
+                shape,
+                expected,
+                actual: data.len(),
+            });
         }
         Ok(Tensor { shape, data })
     }
@@ -173,13 +181,19 @@ impl Tensor {
 
     /// A rank-0 tensor.
     pub fn scalar<T: Element>(value: T) -> Tensor {
-        Tensor { shape: vec![], data: T::wrap(vec![value]) }
+        Tensor {
+            shape: vec![],
+            data: T::wrap(vec![value]),
+        }
     }
 
     /// A tensor of zeros (false, empty strings) of the given type and shape.
     pub fn zeros(dtype: DType, shape: Vec<usize>) -> Result<Tensor, TensorError> {
         let n = element_count(&shape)?;
-        Ok(Tensor { shape, data: TensorData::zeros(dtype, n) })
+        Ok(Tensor {
+            shape,
+            data: TensorData::zeros(dtype, n),
+        })
     }
 
     pub fn dtype(&self) -> DType {
@@ -225,12 +239,18 @@ impl Tensor {
 
     /// The elements as a typed slice, or an error naming both dtypes.
     pub fn as_slice<T: Element>(&self) -> Result<&[T], TensorError> {
-        T::view(&self.data).ok_or(TensorError::WrongDType { expected: T::DTYPE, actual: self.dtype() })
+        T::view(&self.data).ok_or(TensorError::WrongDType {
+            expected: T::DTYPE,
+            actual: self.dtype(),
+        })
     }
 
     pub fn as_mut_slice<T: Element>(&mut self) -> Result<&mut [T], TensorError> {
         let actual = self.dtype();
-        T::view_mut(&mut self.data).ok_or(TensorError::WrongDType { expected: T::DTYPE, actual })
+        T::view_mut(&mut self.data).ok_or(TensorError::WrongDType {
+            expected: T::DTYPE,
+            actual,
+        })
     }
 
     /// The elements converted to `T` through `f64` (bool as 0/1); strings are an error.
@@ -255,9 +275,15 @@ impl Tensor {
     /// The same elements viewed with another shape of equal element count.
     pub fn reshape(self, shape: Vec<usize>) -> Result<Tensor, TensorError> {
         if element_count(&shape)? != self.len() {
-            return Err(TensorError::Reshape { from: self.shape, to: shape });
+            return Err(TensorError::Reshape {
+                from: self.shape,
+                to: shape,
+            });
         }
-        Ok(Tensor { shape, data: self.data })
+        Ok(Tensor {
+            shape,
+            data: self.data,
+        })
     }
 
     /// Converts every element to `dtype` (ONNX `Cast` semantics for numbers and bools;
@@ -272,7 +298,9 @@ impl Tensor {
                     .iter()
                     .map(|x| parse_number(x))
                     .collect::<Option<Vec<f64>>>()
-                    .ok_or_else(|| TensorError::Unsupported("string that is not a number".into()))?;
+                    .ok_or_else(|| {
+                        TensorError::Unsupported("string that is not a number".into())
+                    })?;
                 return Tensor::from_vec(self.shape.clone(), parsed)?.cast(dtype);
             }
             (d, DType::String) => TensorData::String(match_data!(d,
@@ -280,7 +308,10 @@ impl Tensor {
                 _s => unreachable!())),
             (d, _) => cast_numeric(d, dtype),
         };
-        Ok(Tensor { shape: self.shape.clone(), data })
+        Ok(Tensor {
+            shape: self.shape.clone(),
+            data,
+        })
     }
 }
 
@@ -361,13 +392,21 @@ fn format_number(x: f64, from: DType) -> String {
         if x.is_nan() {
             "NaN".into()
         } else if x.is_infinite() {
-            if x > 0.0 { "INF".into() } else { "-INF".into() }
+            if x > 0.0 {
+                "INF".into()
+            } else {
+                "-INF".into()
+            }
         } else {
             let f = x as f32;
             format!("{f}")
         }
     } else if from == DType::Bool {
-        if x != 0.0 { "1".into() } else { "0".into() }
+        if x != 0.0 {
+            "1".into()
+        } else {
+            "0".into()
+        }
     } else {
         format!("{}", x as i64)
     }
@@ -388,15 +427,27 @@ mod tests {
     #[test]
     fn cast_float_to_int_truncates_and_i64_is_exact() {
         let t = Tensor::from_vec(vec![3], vec![1.7f32, -2.5, 300.0]).unwrap();
-        assert_eq!(t.cast(DType::I32).unwrap().as_slice::<i32>().unwrap(), &[1, -2, 300]);
+        assert_eq!(
+            t.cast(DType::I32).unwrap().as_slice::<i32>().unwrap(),
+            &[1, -2, 300]
+        );
         let big = Tensor::from_vec(vec![1], vec![i64::MAX - 1]).unwrap();
         let same = big.cast(DType::I64).unwrap();
         assert_eq!(same.as_slice::<i64>().unwrap(), &[i64::MAX - 1]);
-        let w = Tensor::from_vec(vec![1], vec![300i64]).unwrap().cast(DType::U8).unwrap();
+        let w = Tensor::from_vec(vec![1], vec![300i64])
+            .unwrap()
+            .cast(DType::U8)
+            .unwrap();
         assert_eq!(w.as_slice::<u8>().unwrap(), &[44]);
-        let n = Tensor::from_vec(vec![2], vec![200i16, -1]).unwrap().cast(DType::I8).unwrap();
+        let n = Tensor::from_vec(vec![2], vec![200i16, -1])
+            .unwrap()
+            .cast(DType::I8)
+            .unwrap();
         assert_eq!(n.as_slice::<i8>().unwrap(), &[-56, -1]);
-        let u = Tensor::from_vec(vec![1], vec![-1i8]).unwrap().cast(DType::U32).unwrap();
+        let u = Tensor::from_vec(vec![1], vec![-1i8])
+            .unwrap()
+            .cast(DType::U32)
+            .unwrap();
         assert_eq!(u.as_slice::<u32>().unwrap(), &[u32::MAX]);
     }
 

@@ -121,7 +121,11 @@ impl Op {
         Err(IrError::UnsupportedOp {
             node: ctx.name.to_string(),
             op_type: ctx.op_type.to_string(),
-            domain: if ctx.domain.is_empty() { String::new() } else { format!("{}.", ctx.domain) },
+            domain: if ctx.domain.is_empty() {
+                String::new()
+            } else {
+                format!("{}.", ctx.domain)
+            },
             opset: ctx.opset,
         })
     }

@@ -5,8 +5,14 @@ use slimnet_tensor::DType;
 use crate::{Dim, InferInput, ValueInfo};
 
 /// The input at `i`, or an error naming it as missing.
-pub fn input<'a>(inputs: &'a [Option<InferInput<'a>>], i: usize) -> Result<&'a InferInput<'a>, String> {
-    inputs.get(i).and_then(|x| x.as_ref()).ok_or_else(|| format!("input {i} is required but missing"))
+pub fn input<'a>(
+    inputs: &'a [Option<InferInput<'a>>],
+    i: usize,
+) -> Result<&'a InferInput<'a>, String> {
+    inputs
+        .get(i)
+        .and_then(|x| x.as_ref())
+        .ok_or_else(|| format!("input {i} is required but missing"))
 }
 
 /// The input at `i` if present (optional inputs).
@@ -19,14 +25,26 @@ pub fn broadcast_dims(a: &[Dim], b: &[Dim]) -> Result<Vec<Dim>, String> {
     let rank = a.len().max(b.len());
     let mut out = Vec::with_capacity(rank);
     for i in 0..rank {
-        let da = if i + a.len() >= rank { a[i + a.len() - rank].clone() } else { Dim::Known(1) };
-        let db = if i + b.len() >= rank { b[i + b.len() - rank].clone() } else { Dim::Known(1) };
+        let da = if i + a.len() >= rank {
+            a[i + a.len() - rank].clone()
+        } else {
+            Dim::Known(1)
+        };
+        let db = if i + b.len() >= rank {
+            b[i + b.len() - rank].clone()
+        } else {
+            Dim::Known(1)
+        };
         out.push(match (da, db) {
             (x, y) if x == y => x,
             (Dim::Known(1), y) => y,
             (x, Dim::Known(1)) => x,
             (Dim::Known(_), Dim::Known(_)) => {
-                return Err(format!("shapes cannot be broadcast: {} vs {}", fmt(a), fmt(b)));
+                return Err(format!(
+                    "shapes cannot be broadcast: {} vs {}",
+                    fmt(a),
+                    fmt(b)
+                ));
             }
             (Dim::Known(x), _) | (_, Dim::Known(x)) => Dim::Known(x),
             _ => Dim::Unknown,
@@ -48,7 +66,13 @@ pub fn broadcast_all(infos: &[&ValueInfo]) -> Result<Option<Vec<Dim>>, String> {
 }
 
 fn fmt(s: &[Dim]) -> String {
-    format!("[{}]", s.iter().map(|d| d.to_string()).collect::<Vec<_>>().join(","))
+    format!(
+        "[{}]",
+        s.iter()
+            .map(|d| d.to_string())
+            .collect::<Vec<_>>()
+            .join(",")
+    )
 }
 
 /// Normalizes a possibly negative axis against a rank.
@@ -63,12 +87,18 @@ pub fn normalize_axis(axis: i64, rank: usize) -> Result<usize, String> {
 
 /// Output info with the dtype of `from` and the given shape.
 pub fn like(from: &InferInput, shape: Option<Vec<Dim>>) -> ValueInfo {
-    ValueInfo { dtype: from.info.dtype, shape }
+    ValueInfo {
+        dtype: from.info.dtype,
+        shape,
+    }
 }
 
 /// Output info with an explicit dtype.
 pub fn with_dtype(dtype: DType, shape: Option<Vec<Dim>>) -> ValueInfo {
-    ValueInfo { dtype: Some(dtype), shape }
+    ValueInfo {
+        dtype: Some(dtype),
+        shape,
+    }
 }
 
 /// The values of a small integer input known at inference time (e.g. a Reshape's

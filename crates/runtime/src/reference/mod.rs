@@ -17,7 +17,11 @@ use slimnet_ir::Op;
 use slimnet_tensor::Tensor;
 
 /// Runs one non-control operator. `num_outputs` is how many outputs the node has.
-pub fn run_op(op: &Op, inputs: &[Option<&Tensor>], num_outputs: usize) -> Result<Vec<Tensor>, String> {
+pub fn run_op(
+    op: &Op,
+    inputs: &[Option<&Tensor>],
+    num_outputs: usize,
+) -> Result<Vec<Tensor>, String> {
     match op {
         Op::Elementwise(o) => elementwise::run(o, inputs),
         Op::Reduce(o) => reduce::run(o, inputs, num_outputs),

@@ -4,7 +4,11 @@ use slimnet_tensor::Tensor;
 
 /// The input at `i`, or an error naming it as missing.
 pub fn input<'a>(inputs: &[Option<&'a Tensor>], i: usize) -> Result<&'a Tensor, String> {
-    inputs.get(i).copied().flatten().ok_or_else(|| format!("input {i} is required but missing"))
+    inputs
+        .get(i)
+        .copied()
+        .flatten()
+        .ok_or_else(|| format!("input {i} is required but missing"))
 }
 
 /// The input at `i` if present.

@@ -23,22 +23,49 @@ pub fn assets_dir() -> PathBuf {
 pub fn relative_max_error(actual: &Tensor, expected: &Tensor, floor: f64) -> f64 {
     let a = actual.to_vec::<f64>().expect("numeric");
     let e = expected.to_vec::<f64>().expect("numeric");
-    let scale = e.iter().fold(0f64, |m, x| m.max(x.abs())).max(floor).max(f64::MIN_POSITIVE);
-    let diff = a.iter().zip(&e).fold(0f64, |m, (x, y)| if x.is_nan() && y.is_nan() { m } else { m.max((x - y).abs()) });
+    let scale = e
+        .iter()
+        .fold(0f64, |m, x| m.max(x.abs()))
+        .max(floor)
+        .max(f64::MIN_POSITIVE);
+    let diff = a.iter().zip(&e).fold(0f64, |m, (x, y)| {
+        if x.is_nan() && y.is_nan() {
+            m
+        } else {
+            m.max((x - y).abs())
+        }
+    });
     diff / scale
 }
 
 /// Compares like numpy's `assert_allclose(actual, expected, rtol, atol)`, with NaNs
 /// equal; integers, bools and strings must match exactly. Returns a reason on failure.
-pub fn compare_allclose(actual: &Tensor, expected: &Tensor, rtol: f64, atol: f64) -> Result<(), String> {
+pub fn compare_allclose(
+    actual: &Tensor,
+    expected: &Tensor,
+    rtol: f64,
+    atol: f64,
+) -> Result<(), String> {
     if actual.dtype() != expected.dtype() {
-        return Err(format!("dtype {} but expected {}", actual.dtype(), expected.dtype()));
+        return Err(format!(
+            "dtype {} but expected {}",
+            actual.dtype(),
+            expected.dtype()
+        ));
     }
     if actual.shape() != expected.shape() {
-        return Err(format!("shape {:?} but expected {:?}", actual.shape(), expected.shape()));
+        return Err(format!(
+            "shape {:?} but expected {:?}",
+            actual.shape(),
+            expected.shape()
+        ));
     }
     if let (TensorData::String(a), TensorData::String(e)) = (actual.data(), expected.data()) {
-        return if a == e { Ok(()) } else { Err("strings differ".into()) };
+        return if a == e {
+            Ok(())
+        } else {
+            Err("strings differ".into())
+        };
     }
     if !expected.dtype().is_float() {
         let a = actual.to_i64_vec().map_err(|e| e.to_string())?;

@@ -1,5 +1,6 @@
 //! The `slimnet` command-line tool.
 
+mod bench;
 mod inputs;
 mod inspect;
 mod run;
@@ -23,6 +24,8 @@ enum Command {
     Inspect(inspect::InspectArgs),
     /// Run a model on .npy inputs with the reference runtime and write each output as .npy.
     Run(run::RunArgs),
+    /// Time a model: warm-up, then the median, p10 and p90 latency of N runs, and peak RSS.
+    Bench(bench::BenchArgs),
     /// List the ONNX operators slimnet supports (default domain).
     Ops {
         /// Print JSON: supported and unsupported operator lists.
@@ -61,6 +64,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Inspect(args) => inspect::inspect(args),
         Command::Run(args) => run::run(args),
+        Command::Bench(args) => bench::bench(args),
         Command::Ops { json } => list_ops(json),
     };
     match result {

@@ -345,3 +345,38 @@ fn run_writes_outputs() {
     let logits = npy::read_npy(std::fs::File::open(out_dir.join("logits.npy")).unwrap()).unwrap();
     assert_eq!(logits.shape(), &[2, 10]);
 }
+
+#[test]
+fn bench_reports_latency_and_rejects_zero_runs() {
+    let model = own_model("digits_mlp");
+    let out = slimnet()
+        .args([
+            "bench",
+            model.to_str().unwrap(),
+            "--runs",
+            "3",
+            "--warmup",
+            "1",
+            "--json",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["runs"], 3);
+    let (p10, median, p90) = (
+        report["p10_ms"].as_f64().unwrap(),
+        report["median_ms"].as_f64().unwrap(),
+        report["p90_ms"].as_f64().unwrap(),
+    );
+    assert!(p10 > 0.0 && p10 <= median && median <= p90);
+    expect_failure(
+        &["bench", model.to_str().unwrap(), "--runs", "0"],
+        &[&model],
+        &["--runs"],
+    );
+}

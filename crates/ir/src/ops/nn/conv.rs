@@ -382,29 +382,13 @@ impl Conv {
     pub(crate) fn infer(&self, inputs: &[Option<InferInput>]) -> Result<Vec<ValueInfo>, String> {
         let x = input(inputs, 0)?;
         let w = input(inputs, 1)?;
-        float_input(x, "X")?;
-        let rank = x.info.rank().or(w.info.rank());
-        let Some(rank) = rank else {
+        let Some((xs, ws)) = operand_shapes(x, w)? else {
             return Ok(vec![ValueInfo {
                 dtype: x.info.dtype.or(w.info.dtype),
                 shape: None,
             }]);
         };
-        if rank < 3 {
-            return Err(format!(
-                "input must have rank 3 or more (N, C, spatial...), got rank {rank}"
-            ));
-        }
-        let unknown = vec![Dim::Unknown; rank];
-        let xs = x.info.shape.as_ref().unwrap_or(&unknown);
-        let ws = w.info.shape.as_ref().unwrap_or(&unknown);
-        if xs.len() != ws.len() {
-            return Err(format!(
-                "X has rank {} but W has rank {}",
-                xs.len(),
-                ws.len()
-            ));
-        }
+        let (xs, ws) = (&xs, &ws);
         let g = self.group as usize;
         if let (Some(c), Some(wc)) = (xs[1].known(), ws[1].known()) {
             if c != wc * g {
@@ -605,28 +589,13 @@ impl ConvTranspose {
     pub(crate) fn infer(&self, inputs: &[Option<InferInput>]) -> Result<Vec<ValueInfo>, String> {
         let x = input(inputs, 0)?;
         let w = input(inputs, 1)?;
-        float_input(x, "X")?;
-        let Some(rank) = x.info.rank().or(w.info.rank()) else {
+        let Some((xs, ws)) = operand_shapes(x, w)? else {
             return Ok(vec![ValueInfo {
                 dtype: x.info.dtype.or(w.info.dtype),
                 shape: None,
             }]);
         };
-        if rank < 3 {
-            return Err(format!(
-                "input must have rank 3 or more (N, C, spatial...), got rank {rank}"
-            ));
-        }
-        let unknown = vec![Dim::Unknown; rank];
-        let xs = x.info.shape.as_ref().unwrap_or(&unknown);
-        let ws = w.info.shape.as_ref().unwrap_or(&unknown);
-        if xs.len() != ws.len() {
-            return Err(format!(
-                "X has rank {} but W has rank {}",
-                xs.len(),
-                ws.len()
-            ));
-        }
+        let (xs, ws, rank) = (&xs, &ws, xs.len());
         if let (Some(c), Some(wc)) = (xs[1].known(), ws[0].known()) {
             if c != wc {
                 return Err(format!("X has {c} channels but W has {wc} input channels"));
@@ -666,4 +635,39 @@ impl ConvTranspose {
             shape: Some(out),
         }])
     }
+}
+
+/// X's and W's shapes.
+type OperandShapes = (Vec<Dim>, Vec<Dim>);
+
+/// The shapes of a convolution's X and W (unknown dims where a shape is missing), or
+/// `None` when neither rank is known; checks a float X, rank >= 3 and equal ranks.
+fn operand_shapes(x: &InferInput, w: &InferInput) -> Result<Option<OperandShapes>, String> {
+    float_input(x, "X")?;
+    let Some(rank) = x.info.rank().or(w.info.rank()) else {
+        return Ok(None);
+    };
+    if rank < 3 {
+        return Err(format!(
+            "input must have rank 3 or more (N, C, spatial...), got rank {rank}"
+        ));
+    }
+    let xs = x
+        .info
+        .shape
+        .clone()
+        .unwrap_or_else(|| vec![Dim::Unknown; rank]);
+    let ws = w
+        .info
+        .shape
+        .clone()
+        .unwrap_or_else(|| vec![Dim::Unknown; rank]);
+    if xs.len() != ws.len() {
+        return Err(format!(
+            "X has rank {} but W has rank {}",
+            xs.len(),
+            ws.len()
+        ));
+    }
+    Ok(Some((xs, ws)))
 }

@@ -132,23 +132,27 @@ fn float_initializer(dims: &[i64], raw: Vec<u8>) -> TensorProto {
     }
 }
 
+/// Writes `bytes` as `file_name` in a fresh folder and checks that `inspect` fails
+/// on it as the contract says.
+fn inspect_fails_on(file_name: &str, bytes: &[u8], must_mention: &[&str]) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join(file_name);
+    std::fs::write(&path, bytes).unwrap();
+    expect_failure(&["inspect", path.to_str().unwrap()], &[&path], must_mention);
+}
+
 #[test]
 fn truncated_model() {
-    let dir = tempfile::tempdir().unwrap();
     let bytes = std::fs::read(own_model("mnist_cnn")).unwrap();
-    let path = dir.path().join("truncated.onnx");
-    std::fs::write(&path, &bytes[..bytes.len() / 2]).unwrap();
-    expect_failure(
-        &["inspect", path.to_str().unwrap()],
-        &[&path],
+    inspect_fails_on(
+        "truncated.onnx",
+        &bytes[..bytes.len() / 2],
         &["truncated.onnx", "not an ONNX model"],
     );
 }
 
 #[test]
 fn random_bytes() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("random.onnx");
     // A fixed pseudo-random sequence (xorshift), so the test is repeatable.
     let mut s: u64 = 0x9E3779B97F4A7C15;
     let bytes: Vec<u8> = (0..4096)
@@ -159,64 +163,32 @@ fn random_bytes() {
             s as u8
         })
         .collect();
-    std::fs::write(&path, bytes).unwrap();
-    expect_failure(
-        &["inspect", path.to_str().unwrap()],
-        &[&path],
-        &["random.onnx", "not an ONNX model"],
-    );
-    let empty = dir.path().join("empty.onnx");
-    std::fs::write(&empty, b"").unwrap();
-    expect_failure(
-        &["inspect", empty.to_str().unwrap()],
-        &[&empty],
-        &["empty.onnx", "empty"],
-    );
+    inspect_fails_on("random.onnx", &bytes, &["random.onnx", "not an ONNX model"]);
+    inspect_fails_on("empty.onnx", b"", &["empty.onnx", "empty"]);
 }
 
 #[test]
 fn protobuf_that_is_not_a_model() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("tensor.pb");
-    std::fs::write(&path, float_initializer(&[2], vec![0; 8]).encode_to_vec()).unwrap();
-    expect_failure(
-        &["inspect", path.to_str().unwrap()],
-        &[&path],
-        &["tensor.pb", "not an ONNX model"],
-    );
+    let tensor = float_initializer(&[2], vec![0; 8]).encode_to_vec();
+    inspect_fails_on("tensor.pb", &tensor, &["tensor.pb", "not an ONNX model"]);
 }
 
 #[test]
 fn unsupported_operator() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("custom.onnx");
-    std::fs::write(
-        &path,
-        tiny_model("FrobnicateTensor", float_initializer(&[2], vec![0; 8])),
-    )
-    .unwrap();
-    expect_failure(
-        &["inspect", path.to_str().unwrap()],
-        &[&path],
+    let model = tiny_model("FrobnicateTensor", float_initializer(&[2], vec![0; 8]));
+    inspect_fails_on(
+        "custom.onnx",
+        &model,
         &["custom.onnx", "the_node", "FrobnicateTensor"],
     );
 }
 
 #[test]
 fn tensor_claiming_a_trillion_elements() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("huge.onnx");
-    std::fs::write(
-        &path,
-        tiny_model(
-            "Add",
-            float_initializer(&[1_000_000, 1_000_000], vec![0; 8]),
-        ),
-    )
-    .unwrap();
-    expect_failure(
-        &["inspect", path.to_str().unwrap()],
-        &[&path],
+    let w = float_initializer(&[1_000_000, 1_000_000], vec![0; 8]);
+    inspect_fails_on(
+        "huge.onnx",
+        &tiny_model("Add", w),
         &["huge.onnx", "'w'", "1000000000000"],
     );
 }

@@ -3,6 +3,7 @@
 mod bench;
 mod inputs;
 mod inspect;
+mod kernels;
 mod run;
 
 use std::process::ExitCode;
@@ -26,6 +27,9 @@ enum Command {
     Run(run::RunArgs),
     /// Time a model: warm-up, then the median, p10 and p90 latency of N runs, and peak RSS.
     Bench(bench::BenchArgs),
+    /// Print the CPU features found and the compute kernel picked for each slot
+    /// (`SLIMNET_KERNEL_TIER=portable|avx2|avx512` forces a tier).
+    Kernels(kernels::KernelsArgs),
     /// List the ONNX operators slimnet supports (default domain).
     Ops {
         /// Print JSON: supported and unsupported operator lists.
@@ -65,6 +69,7 @@ fn main() -> ExitCode {
         Command::Inspect(args) => inspect::inspect(args),
         Command::Run(args) => run::run(args),
         Command::Bench(args) => bench::bench(args),
+        Command::Kernels(args) => kernels::kernels(args),
         Command::Ops { json } => list_ops(json),
     };
     match result {

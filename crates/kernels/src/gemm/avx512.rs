@@ -1,0 +1,85 @@
+//! The AVX-512F sgemm: the blocked driver with a 14×32 micro-kernel (28 zmm
+//! accumulators, two loads of `B` and fourteen broadcasts of `A` per step of `k`).
+
+use std::arch::x86_64::*;
+
+use super::driver::{sgemm_blocked, Blocking};
+use super::SgemmShape;
+
+/// The kernel's name, as `slimnet kernels` prints it.
+pub(crate) const NAME: &str = "sgemm_avx512f_14x32";
+
+const MR: usize = 14;
+const NR: usize = 32;
+const BLOCKING: Blocking = Blocking {
+    mc: 8 * MR,
+    kc: 192,
+    nc: 128 * NR,
+};
+
+/// `C = A·B + beta·C`; the contract is [`crate::KernelTable::sgemm`]'s, and `shape`
+/// must have been checked against the slices.
+///
+/// Panics when the CPU lacks AVX-512F (the table installs it only when it was
+/// detected, so this never fires through the table).
+pub(crate) fn sgemm(shape: &SgemmShape, a: &[f32], b: &[f32], beta: f32, c: &mut [f32]) {
+    sgemm_with(shape, a, b, beta, c, BLOCKING);
+}
+
+/// [`sgemm`] with explicit cache blocks (tests use small ones to cross every edge).
+pub(crate) fn sgemm_with(
+    shape: &SgemmShape,
+    a: &[f32],
+    b: &[f32],
+    beta: f32,
+    c: &mut [f32],
+    blk: Blocking,
+) {
+    assert!(is_x86_feature_detected!("avx512f"));
+    // SAFETY: the feature was just checked; the caller checked the shape.
+    unsafe { sgemm_blocked::<MR, NR>(shape, a, b, beta, c, blk, kernel_14x32) }
+}
+
+/// The 14×32 micro-kernel; see [`super::driver::MicroKernel`] for the contract.
+///
+/// # Safety
+/// As [`super::driver::MicroKernel`]: AVX-512F present, pointers valid.
+#[target_feature(enable = "avx512f")]
+unsafe fn kernel_14x32(
+    kc: usize,
+    a: *const f32,
+    b: *const f32,
+    c: *mut f32,
+    ldc: usize,
+    beta: f32,
+) {
+    unsafe {
+        let mut acc = [[_mm512_setzero_ps(); 2]; MR];
+        let mut ap = a;
+        let mut bp = b;
+        for _ in 0..kc {
+            let b0 = _mm512_loadu_ps(bp);
+            let b1 = _mm512_loadu_ps(bp.add(16));
+            for (i, row) in acc.iter_mut().enumerate() {
+                let ai = _mm512_set1_ps(*ap.add(i));
+                row[0] = _mm512_fmadd_ps(ai, b0, row[0]);
+                row[1] = _mm512_fmadd_ps(ai, b1, row[1]);
+            }
+            ap = ap.add(MR);
+            bp = bp.add(NR);
+        }
+        let bv = _mm512_set1_ps(beta);
+        for (i, row) in acc.iter().enumerate() {
+            let cp = c.add(i * ldc);
+            if beta == 0.0 {
+                _mm512_storeu_ps(cp, row[0]);
+                _mm512_storeu_ps(cp.add(16), row[1]);
+            } else {
+                let c0 = _mm512_fmadd_ps(bv, _mm512_loadu_ps(cp), row[0]);
+                let c1 = _mm512_fmadd_ps(bv, _mm512_loadu_ps(cp.add(16)), row[1]);
+                _mm512_storeu_ps(cp, c0);
+                _mm512_storeu_ps(cp.add(16), c1);
+            }
+        }
+    }
+}

@@ -1,0 +1,101 @@
+//! f32 matrix multiply (`sgemm`): the shape contract, the portable version, and the
+//! blocked driver (packing and cache blocking) that the SIMD micro-kernels plug into.
+
+pub(crate) mod driver;
+pub(crate) mod portable;
+
+#[cfg(target_arch = "x86_64")]
+pub(crate) mod avx2;
+#[cfg(target_arch = "x86_64")]
+pub(crate) mod avx512;
+
+#[cfg(test)]
+mod tests;
+
+use crate::error::KernelError;
+
+/// The signature of an sgemm slot. Callers must have checked `shape` against the slice
+/// lengths with [`SgemmShape::check`] first; [`crate::KernelTable::sgemm`] does.
+pub(crate) type SgemmFn = fn(&SgemmShape, &[f32], &[f32], f32, &mut [f32]);
+
+/// Dimensions and leading dimensions of `C[m×n] = A[m×k]·B[k×n] (+ beta·C)`, all
+/// row-major: element `(i, j)` of a matrix with leading dimension `ld` is at `i*ld + j`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SgemmShape {
+    /// Rows of `A` and `C`.
+    pub m: usize,
+    /// Columns of `B` and `C`.
+    pub n: usize,
+    /// Columns of `A`, rows of `B`.
+    pub k: usize,
+    /// Distance between rows of `A`; at least `k`.
+    pub lda: usize,
+    /// Distance between rows of `B`; at least `n`.
+    pub ldb: usize,
+    /// Distance between rows of `C`; at least `n`.
+    pub ldc: usize,
+}
+
+impl SgemmShape {
+    /// The shape of densely stored matrices: `lda = k`, `ldb = n`, `ldc = n`.
+    pub fn dense(m: usize, n: usize, k: usize) -> Self {
+        SgemmShape {
+            m,
+            n,
+            k,
+            lda: k,
+            ldb: n,
+            ldc: n,
+        }
+    }
+
+    /// Checks the leading dimensions and that slices of these lengths hold the
+    /// matrices. A matrix with no elements needs no storage.
+    pub fn check(&self, a_len: usize, b_len: usize, c_len: usize) -> Result<(), KernelError> {
+        fn need(
+            name: &str,
+            rows: usize,
+            cols: usize,
+            ld: usize,
+            len: usize,
+        ) -> Result<(), KernelError> {
+            if rows == 0 || cols == 0 {
+                return Ok(());
+            }
+            if ld < cols {
+                return Err(KernelError::BadShape(format!(
+                    "leading dimension of {name} is {ld}, less than its {cols} columns"
+                )));
+            }
+            let needed = (rows - 1)
+                .checked_mul(ld)
+                .and_then(|x| x.checked_add(cols))
+                .ok_or_else(|| KernelError::BadShape(format!("{name} is too large")))?;
+            if len < needed {
+                return Err(KernelError::BadShape(format!(
+                    "{name} is {rows}x{cols} with leading dimension {ld}, needing {needed} \
+                     elements, but its slice holds {len}"
+                )));
+            }
+            Ok(())
+        }
+        need("A", self.m, self.k, self.lda, a_len)?;
+        need("B", self.k, self.n, self.ldb, b_len)?;
+        need("C", self.m, self.n, self.ldc, c_len)
+    }
+}
+
+/// `C = beta·C` over the `m×n` window (`beta == 0` writes zeros without reading).
+pub(crate) fn scale_c(shape: &SgemmShape, beta: f32, c: &mut [f32]) {
+    if shape.n == 0 {
+        return;
+    }
+    for i in 0..shape.m {
+        let row = &mut c[i * shape.ldc..i * shape.ldc + shape.n];
+        if beta == 0.0 {
+            row.fill(0.0);
+        } else if beta != 1.0 {
+            row.iter_mut().for_each(|x| *x *= beta);
+        }
+    }
+}

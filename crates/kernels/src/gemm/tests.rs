@@ -1,0 +1,61 @@
+//! The SIMD tiers with small cache blocks, so that random shapes cross every block
+//! edge (`mc`, `kc`, `nc`) and every tile edge, compared with the portable version.
+
+use proptest::prelude::*;
+
+use super::driver::Blocking;
+use super::{portable, SgemmShape};
+use crate::cpu::{CpuFeatures, Tier};
+
+type WithBlocking = fn(&SgemmShape, &[f32], &[f32], f32, &mut [f32], Blocking);
+
+fn tiers() -> Vec<(Tier, WithBlocking, usize, usize)> {
+    let f = CpuFeatures::detect();
+    #[allow(unused_mut)]
+    let mut v: Vec<(Tier, WithBlocking, usize, usize)> = Vec::new();
+    #[cfg(target_arch = "x86_64")]
+    {
+        if Tier::Avx2.is_available(&f) {
+            v.push((Tier::Avx2, super::avx2::sgemm_with, 6, 16));
+        }
+        if Tier::Avx512.is_available(&f) {
+            v.push((Tier::Avx512, super::avx512::sgemm_with, 14, 32));
+        }
+    }
+    let _ = f;
+    v
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 96, ..ProptestConfig::default() })]
+
+    #[test]
+    fn small_blocks_match_portable(
+        m in 0usize..70, n in 0usize..110, k in 0usize..40,
+        mcm in 1usize..4, kc in 1usize..9, ncm in 1usize..4,
+        beta in prop_oneof![Just(0.0f32), Just(1.0), Just(0.75)],
+        seed in any::<u64>(),
+    ) {
+        let shape = SgemmShape { m, n, k, lda: k + 1, ldb: n + 2, ldc: n + 3 };
+        let mut x = seed | 1;
+        let mut rnd = move || {
+            x ^= x << 13; x ^= x >> 7; x ^= x << 17;
+            (x >> 40) as f32 / (1u64 << 24) as f32 * 2.0 - 1.0
+        };
+        let a: Vec<f32> = (0..m * shape.lda).map(|_| rnd()).collect();
+        let b: Vec<f32> = (0..k * shape.ldb).map(|_| rnd()).collect();
+        let c0: Vec<f32> = (0..m * shape.ldc).map(|_| rnd()).collect();
+        let mut want = c0.clone();
+        portable::sgemm(&shape, &a, &b, beta, &mut want);
+        for (tier, f, mr, nr) in tiers() {
+            let blk = Blocking { mc: mcm * mr, kc, nc: ncm * nr };
+            let mut got = c0.clone();
+            f(&shape, &a, &b, beta, &mut got, blk);
+            // Entries are in [-1, 1): (k + 2)·eps·(k + |beta|), doubled for two tiers.
+            let tol = 2.0 * (k as f32 + 2.0) * f32::EPSILON * (k as f32 + beta.abs());
+            for (idx, (g, w)) in got.iter().zip(&want).enumerate() {
+                prop_assert!((g - w).abs() <= tol, "{tier} {blk:?} {shape:?} at {idx}: {g} vs {w}");
+            }
+        }
+    }
+}

@@ -1,0 +1,21 @@
+//! Compute kernels for slimnet.
+//!
+//! Every kernel has a portable version; on x86-64, AVX2+FMA and AVX-512F versions
+//! are overlaid at run time after CPU-feature detection (never by build flags, so one
+//! binary runs on any x86-64). The [`KernelTable`] holds one function per slot; the
+//! process-wide table ([`global`]) follows the `SLIMNET_KERNEL_TIER` environment
+//! variable (`portable`, `avx2` or `avx512`) when it is set, and otherwise picks the
+//! best tier the CPU supports. Forcing a tier the CPU lacks is an error, never
+//! undefined behaviour.
+//!
+//! Slots so far: `sgemm` (f32 matrix multiply, see [`KernelTable::sgemm`]).
+
+mod cpu;
+mod error;
+pub mod gemm;
+mod table;
+
+pub use cpu::{CpuFeatures, Tier};
+pub use error::KernelError;
+pub use gemm::SgemmShape;
+pub use table::{global, report, KernelReport, KernelTable, TIER_ENV};

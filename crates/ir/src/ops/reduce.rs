@@ -458,7 +458,7 @@ pub fn reduced_shape(shape: &[Dim], axes: &[i64], keepdims: bool) -> Result<Vec<
     let rank = shape.len();
     let mut reduce = vec![axes.is_empty(); rank];
     for &a in axes {
-        let n = normalize_reduce_axis(a, rank)?;
+        let n = normalize_axis(a, rank)?;
         if reduce[n] {
             return Err(format!("axis {a} is repeated"));
         }
@@ -473,15 +473,6 @@ pub fn reduced_shape(shape: &[Dim], axes: &[i64], keepdims: bool) -> Result<Vec<
             (true, false) => None,
         })
         .collect())
-}
-
-fn normalize_reduce_axis(axis: i64, rank: usize) -> Result<usize, String> {
-    let r = rank as i64;
-    let a = if axis < 0 { axis + r } else { axis };
-    if a < 0 || a >= r {
-        return Err(format!("axis {axis} is out of range for rank {rank}"));
-    }
-    Ok(a as usize)
 }
 
 #[cfg(test)]

@@ -75,11 +75,11 @@ fn fmt(s: &[Dim]) -> String {
     )
 }
 
-/// Normalizes a possibly negative axis against a rank.
+/// Normalizes a possibly negative axis against a rank (`-rank..rank`).
 pub fn normalize_axis(axis: i64, rank: usize) -> Result<usize, String> {
     let r = rank as i64;
     let a = if axis < 0 { axis + r } else { axis };
-    if a < 0 || a >= r.max(1) && !(r == 0 && a == 0) {
+    if a < 0 || a >= r {
         return Err(format!("axis {axis} is out of range for rank {rank}"));
     }
     Ok(a as usize)

@@ -135,21 +135,7 @@ fn conv_typed<T: Float>(
     b: Option<&Tensor>,
 ) -> Result<Vec<Tensor>, String> {
     let (xs, ws) = (x.shape(), w.shape());
-    if xs.len() < 3 {
-        return Err(format!(
-            "X must have rank 3 or more (N, C, spatial...), got shape {xs:?}"
-        ));
-    }
-    if ws.len() != xs.len() {
-        return Err(format!(
-            "W has shape {ws:?}, expected rank {} like X {xs:?}",
-            xs.len()
-        ));
-    }
-    if op.group <= 0 {
-        return Err(format!("group must be positive, got {}", op.group));
-    }
-    let g = op.group as usize;
+    let g = check_operands(xs, ws, op.group)?;
     let (n, c, m, cg) = (xs[0], xs[1], ws[0], ws[1]);
     if c != cg * g {
         return Err(format!(
@@ -251,21 +237,7 @@ fn conv_transpose_typed<T: Float>(
     b: Option<&Tensor>,
 ) -> Result<Vec<Tensor>, String> {
     let (xs, ws) = (x.shape(), w.shape());
-    if xs.len() < 3 {
-        return Err(format!(
-            "X must have rank 3 or more (N, C, spatial...), got shape {xs:?}"
-        ));
-    }
-    if ws.len() != xs.len() {
-        return Err(format!(
-            "W has shape {ws:?}, expected rank {} like X {xs:?}",
-            xs.len()
-        ));
-    }
-    if op.group <= 0 {
-        return Err(format!("group must be positive, got {}", op.group));
-    }
-    let g = op.group as usize;
+    let g = check_operands(xs, ws, op.group)?;
     let (n, c, mg) = (xs[0], xs[1], ws[1]);
     if ws[0] != c {
         return Err(format!(
@@ -378,6 +350,26 @@ fn col2im<T: Float>(col: &[T], channels: usize, g: &Geo3, r0: usize, r1: usize, 
             }
         }
     }
+}
+
+/// Checks X and W of a convolution (rank >= 3, equal ranks) and the group count;
+/// returns the group count.
+fn check_operands(xs: &[usize], ws: &[usize], group: i64) -> Result<usize, String> {
+    if xs.len() < 3 {
+        return Err(format!(
+            "X must have rank 3 or more (N, C, spatial...), got shape {xs:?}"
+        ));
+    }
+    if ws.len() != xs.len() {
+        return Err(format!(
+            "W has shape {ws:?}, expected rank {} like X {xs:?}",
+            xs.len()
+        ));
+    }
+    if group <= 0 {
+        return Err(format!("group must be positive, got {group}"));
+    }
+    Ok(group as usize)
 }
 
 #[cfg(test)]

@@ -18,6 +18,8 @@ pub enum KernelError {
     },
     /// Matrix dimensions, leading dimensions and slice lengths do not fit together.
     BadShape(String),
+    /// The worker threads could not be started.
+    Threads(String),
 }
 
 impl fmt::Display for KernelError {
@@ -40,6 +42,7 @@ impl fmt::Display for KernelError {
                 missing.join(", ")
             ),
             KernelError::BadShape(s) => write!(f, "bad matrix shape: {s}"),
+            KernelError::Threads(s) => write!(f, "cannot start worker threads: {s}"),
         }
     }
 }

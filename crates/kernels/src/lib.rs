@@ -8,14 +8,22 @@
 //! best tier the CPU supports. Forcing a tier the CPU lacks is an error, never
 //! undefined behaviour.
 //!
-//! Slots so far: `sgemm` (f32 matrix multiply, see [`KernelTable::sgemm`]).
+//! Slots: `sgemm` (f32 matrix multiply, see [`KernelTable::sgemm`]), the convolution
+//! kernels (`conv`) and the elementwise kernels (`eltwise`). Kernels that split work
+//! over threads take a [`Threads`].
 
+pub mod conv;
 mod cpu;
+pub mod eltwise;
+mod epilogue;
 mod error;
 pub mod gemm;
+mod parallel;
 mod table;
 
 pub use cpu::{CpuFeatures, Tier};
+pub use epilogue::{Activation, Bias, Epilogue};
 pub use error::KernelError;
 pub use gemm::SgemmShape;
+pub use parallel::Threads;
 pub use table::{global, report, KernelReport, KernelTable, TIER_ENV};

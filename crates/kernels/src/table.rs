@@ -2,7 +2,9 @@
 
 use std::sync::OnceLock;
 
+use crate::conv::ConvKernels;
 use crate::cpu::{CpuFeatures, Tier};
+use crate::eltwise::EltwiseKernels;
 use crate::error::KernelError;
 use crate::gemm::{self, SgemmFn, SgemmShape};
 
@@ -18,6 +20,8 @@ pub struct KernelTable {
     tier: Tier,
     sgemm: SgemmFn,
     sgemm_name: &'static str,
+    pub(crate) conv: ConvKernels,
+    pub(crate) eltwise: EltwiseKernels,
 }
 
 impl KernelTable {
@@ -27,6 +31,8 @@ impl KernelTable {
             tier: Tier::Portable,
             sgemm: gemm::portable::sgemm,
             sgemm_name: "sgemm_portable_ikj",
+            conv: ConvKernels::for_tier(Tier::Portable),
+            eltwise: EltwiseKernels::for_tier(Tier::Portable),
         }
     }
 
@@ -45,6 +51,8 @@ impl KernelTable {
         #[allow(unused_mut)]
         let mut t = KernelTable::portable();
         t.tier = tier;
+        t.conv = ConvKernels::for_tier(tier);
+        t.eltwise = EltwiseKernels::for_tier(tier);
         #[cfg(target_arch = "x86_64")]
         {
             if tier >= Tier::Avx2 {
@@ -84,7 +92,10 @@ impl KernelTable {
 
     /// Every slot with the name of the kernel installed in it.
     pub fn picks(&self) -> Vec<(&'static str, &'static str)> {
-        vec![("sgemm", self.sgemm_name)]
+        let mut picks = vec![("sgemm", self.sgemm_name)];
+        picks.extend(self.conv.picks());
+        picks.extend(self.eltwise.picks());
+        picks
     }
 
     /// `C = A·B + beta·C` in f32, for row-major matrices with leading dimensions.

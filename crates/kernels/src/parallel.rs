@@ -1,0 +1,67 @@
+//! Intra-op parallelism: a fixed set of worker threads that kernels split their work
+//! over. With one thread, work runs inline on the caller with no synchronisation.
+
+use crate::error::KernelError;
+
+/// The threads a kernel may use. Built once per session.
+pub struct Threads {
+    count: usize,
+    pool: Option<rayon::ThreadPool>,
+}
+
+impl std::fmt::Debug for Threads {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Threads")
+            .field("count", &self.count)
+            .finish()
+    }
+}
+
+impl Threads {
+    /// One thread: the caller's own. Never spawns or synchronises.
+    pub fn single() -> Self {
+        Threads {
+            count: 1,
+            pool: None,
+        }
+    }
+
+    /// `count` threads (the caller's plus `count - 1` workers); `0` means one per
+    /// physical core, as far as the standard library can tell (logical CPUs).
+    pub fn new(count: usize) -> Result<Self, KernelError> {
+        let count = if count == 0 {
+            std::thread::available_parallelism().map_or(1, |n| n.get())
+        } else {
+            count
+        };
+        if count == 1 {
+            return Ok(Threads::single());
+        }
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(count)
+            .thread_name(|i| format!("slimnet-worker-{i}"))
+            .build()
+            .map_err(|e| KernelError::Threads(e.to_string()))?;
+        Ok(Threads {
+            count,
+            pool: Some(pool),
+        })
+    }
+
+    /// How many threads work is split over.
+    pub fn count(&self) -> usize {
+        self.count
+    }
+
+    /// Calls `task(i)` for every `i` in `0..tasks`, spread over the threads; returns
+    /// when all have finished. With one thread (or one task) it is a plain loop.
+    pub fn for_each(&self, tasks: usize, task: impl Fn(usize) + Sync + Send) {
+        match &self.pool {
+            Some(pool) if tasks > 1 => pool.install(|| {
+                use rayon::prelude::*;
+                (0..tasks).into_par_iter().for_each(task)
+            }),
+            _ => (0..tasks).for_each(task),
+        }
+    }
+}

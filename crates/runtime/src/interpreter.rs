@@ -112,10 +112,10 @@ pub fn check_inputs(graph: &Graph, inputs: &[(String, Tensor)]) -> Result<(), Ru
 
 /// Runs a graph on its inputs (in declared order) and returns its outputs in order.
 /// `captures` holds the enclosing graphs' values that a subgraph reads by name.
-pub fn run_graph(
-    graph: &Graph,
+pub fn run_graph<'a>(
+    graph: &'a Graph,
     inputs: Vec<Tensor>,
-    captures: &Captures,
+    captures: &'a Captures<'a>,
 ) -> Result<Vec<Tensor>, RuntimeError> {
     if inputs.len() != graph.inputs.len() {
         return Err(RuntimeError::Graph(format!(
@@ -125,7 +125,7 @@ pub fn run_graph(
             inputs.len()
         )));
     }
-    let mut env: Vec<Option<Cow<Tensor>>> = vec![None; graph.values.len()];
+    let mut env: Vec<Option<Cow<'a, Tensor>>> = vec![None; graph.values.len()];
     for (i, v) in graph.values.iter().enumerate() {
         if let Some(c) = &v.constant {
             env[i] = Some(Cow::Borrowed(c.as_ref()));
@@ -133,7 +133,7 @@ pub fn run_graph(
             let t = captures.get(&v.name).ok_or_else(|| {
                 RuntimeError::Graph(format!("subgraph reads '{}', which is not defined", v.name))
             })?;
-            env[i] = Some(Cow::Owned(t.as_ref().clone()));
+            env[i] = Some(Cow::Borrowed(t.as_ref()));
         }
     }
     for (&v, t) in graph.inputs.iter().zip(inputs) {
@@ -166,7 +166,15 @@ pub fn run_graph(
                 })
                 .collect::<Result<_, _>>()?;
             match &node.op {
-                Op::Control(c) => run_control(graph, node, c, &ins, &env, captures)?,
+                Op::Control(c) => {
+                    let lookup = |name: &str| -> Option<&Tensor> {
+                        graph
+                            .find_value(name)
+                            .and_then(|v| env[v].as_deref())
+                            .or_else(|| captures.get(name).map(|c| c.as_ref()))
+                    };
+                    run_control(graph, node, c, &ins, &lookup)?
+                }
                 op => run_op(op, &ins, node.outputs.len()).map_err(node_err)?,
             }
         };
@@ -209,34 +217,27 @@ pub fn run_graph(
         .collect()
 }
 
-fn scope_for<'a>(
-    graph: &'a Graph,
-    env: &'a [Option<Cow<'a, Tensor>>],
-    captures: &'a Captures<'a>,
-    sub: &Graph,
-) -> Captures<'a> {
+/// Reads an enclosing graph's value by name, for the subgraphs of control-flow nodes.
+pub(crate) type Lookup<'a> = dyn Fn(&str) -> Option<&'a Tensor> + 'a;
+
+fn scope_for<'a>(lookup: &Lookup<'a>, sub: &Graph) -> Captures<'a> {
     let mut scope: Captures = HashMap::new();
     for name in sub.captured_names() {
-        if let Some(v) = graph.find_value(&name) {
-            if let Some(t) = &env[v] {
-                scope.insert(name, Cow::Borrowed(t.as_ref()));
-                continue;
-            }
-        }
-        if let Some(t) = captures.get(&name) {
-            scope.insert(name, Cow::Borrowed(t.as_ref()));
+        if let Some(t) = lookup(&name) {
+            scope.insert(name, Cow::Borrowed(t));
         }
     }
     scope
 }
 
-fn run_control(
+/// Runs a control-flow node of `graph`; its subgraphs read enclosing values through
+/// `lookup`.
+pub(crate) fn run_control<'a>(
     graph: &Graph,
     node: &Node,
     op: &ControlOp,
     inputs: &[Option<&Tensor>],
-    env: &[Option<Cow<Tensor>>],
-    captures: &Captures,
+    lookup: &Lookup<'a>,
 ) -> Result<Vec<Tensor>, RuntimeError> {
     let node_err = |reason: String| RuntimeError::Node {
         node: node.display_name(graph),
@@ -255,10 +256,10 @@ fn run_control(
                 .ok_or_else(|| node_err("condition is missing".into()))?;
             let value = truthy(cond).map_err(node_err)?;
             let branch = if value { then_branch } else { else_branch };
-            let scope = scope_for(graph, env, captures, branch);
+            let scope = scope_for(lookup, branch);
             run_graph(branch, Vec::new(), &scope)
         }
-        ControlOp::Scan(scan) => run_scan(graph, env, captures, scan, inputs).map_err(node_err),
+        ControlOp::Scan(scan) => run_scan(lookup, scan, inputs).map_err(node_err),
         ControlOp::Loop { body } => {
             let max_trips = match inputs.first().copied().flatten() {
                 Some(m) => Some(
@@ -284,7 +285,7 @@ fn run_control(
             let n_carried = carried.len();
             let n_scan = body.outputs.len() - 1 - n_carried;
             let mut scans: Vec<Vec<Tensor>> = vec![Vec::new(); n_scan];
-            let scope = scope_for(graph, env, captures, body);
+            let scope = scope_for(lookup, body);
             let mut i: i64 = 0;
             while cond && max_trips.is_none_or(|m| i < m) {
                 let mut body_inputs = vec![Tensor::scalar(i), Tensor::scalar(cond)];
@@ -309,10 +310,8 @@ fn run_control(
     }
 }
 
-fn run_scan(
-    graph: &Graph,
-    env: &[Option<Cow<Tensor>>],
-    captures: &Captures,
+fn run_scan<'a>(
+    lookup: &Lookup<'a>,
     scan: &slimnet_ir::ops::control::Scan,
     inputs: &[Option<&Tensor>],
 ) -> Result<Vec<Tensor>, String> {
@@ -341,7 +340,7 @@ fn run_scan(
     let mut state: Vec<Tensor> = states.iter().map(|t| (*t).clone()).collect();
     let k = scan.body.outputs.len() - n;
     let mut collected: Vec<Vec<Tensor>> = vec![Vec::new(); k];
-    let scope = scope_for(graph, env, captures, &scan.body);
+    let scope = scope_for(lookup, &scan.body);
     for t in 0..steps {
         let mut body_inputs = state.clone();
         for (j, x) in scanned.iter().enumerate() {

@@ -6,7 +6,9 @@ mod error;
 mod fold;
 mod interpreter;
 pub mod reference;
+mod session;
 
 pub use error::RuntimeError;
 pub use fold::ReferenceFolder;
 pub use interpreter::{check_inputs, run_graph, run_model};
+pub use session::{PlanSummary, Session, SessionOptions, StepProfile};

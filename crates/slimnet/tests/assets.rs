@@ -16,7 +16,7 @@ use std::sync::Arc;
 
 use slimnet::ir::{infer_shapes, Model, ValueInfo};
 use slimnet::onnx::{load_model, save_model};
-use slimnet::runtime::{run_model, ReferenceFolder};
+use slimnet::runtime::{run_model, ReferenceFolder, Session, SessionOptions};
 use slimnet::tensor::{npy, Tensor};
 
 const MAX_RELATIVE_ERROR: f64 = 1e-4;
@@ -73,12 +73,43 @@ fn reference(stem: &str) -> (PathBuf, Vec<Case>) {
     )
 }
 
+/// How a check runs the model.
+#[derive(Clone, Copy, Debug)]
+enum Engine {
+    /// The reference interpreter.
+    Reference,
+    /// A fast session with this many threads.
+    Session(usize),
+}
+
 fn check_against_reference(stem: &str) {
+    for engine in [Engine::Reference, Engine::Session(1), Engine::Session(2)] {
+        check_engine_against_reference(stem, engine);
+    }
+}
+
+fn check_engine_against_reference(stem: &str, engine: Engine) {
     let (path, cases) = reference(stem);
     let model = load_model(&path).unwrap_or_else(|e| panic!("{e}"));
+    let mut session = match engine {
+        Engine::Reference => None,
+        Engine::Session(threads) => Some(
+            Session::new(
+                model.clone(),
+                SessionOptions {
+                    threads,
+                    ..SessionOptions::default()
+                },
+            )
+            .unwrap(),
+        ),
+    };
     for case in cases {
-        let outputs = run_model(&model, case.inputs.clone())
-            .unwrap_or_else(|e| panic!("{stem}/{}: {e}", case.name));
+        let outputs = match &mut session {
+            None => run_model(&model, case.inputs.clone()),
+            Some(s) => s.run(case.inputs.clone()),
+        }
+        .unwrap_or_else(|e| panic!("{stem}/{} ({engine:?}): {e}", case.name));
         let got: HashMap<String, Tensor> = outputs.into_iter().collect();
         for (name, want) in &case.outputs {
             let actual = got
@@ -98,12 +129,12 @@ fn check_against_reference(stem: &str) {
             );
             let err = common::relative_max_error(actual, want, SCALE_FLOOR);
             println!(
-                "{stem}/{} output '{name}': max relative error {err:.3e}",
+                "{stem}/{} ({engine:?}) output '{name}': max relative error {err:.3e}",
                 case.name
             );
             assert!(
                 err <= MAX_RELATIVE_ERROR,
-                "{stem}/{} output '{name}': max relative error {err:e}",
+                "{stem}/{} ({engine:?}) output '{name}': max relative error {err:e}",
                 case.name
             );
         }

@@ -1,0 +1,155 @@
+//! Lowering: choosing the kernel for each node, fusing what follows it where that
+//! saves a pass over memory.
+
+mod gemm;
+
+use slimnet_ir::ops::{ElementwiseOp, NnOp, ShapeOp};
+use slimnet_ir::{Graph, NodeId, Op, ValueId};
+use slimnet_kernels::{Activation, KernelTable, Threads};
+use slimnet_tensor::DType;
+
+pub(crate) use gemm::GemmStep;
+
+/// What lowering needs to know about the graph.
+pub(crate) struct Context<'a> {
+    pub graph: &'a Graph,
+    /// Concrete shape of every value, where inference found one.
+    pub shapes: &'a [Option<Vec<usize>>],
+    /// The nodes reading each value (`usize::MAX` stands for a graph output).
+    pub consumers: &'a [Vec<NodeId>],
+    pub table: &'a KernelTable,
+    pub threads: &'a Threads,
+}
+
+/// The kernel a step runs.
+pub(crate) enum Lowered {
+    /// The reference kernel of the node's op (or the interpreter, for control flow).
+    Reference,
+    /// Nothing: the output is the input's buffer seen with another shape. Falls back
+    /// to the reference kernel when the input is not an arena buffer.
+    Alias,
+    /// Matrix multiply with fused bias and activation.
+    Gemm(Box<GemmStep>),
+}
+
+impl Lowered {
+    /// A short name for profiles.
+    pub(crate) fn name(&self) -> &'static str {
+        match self {
+            Lowered::Reference => "reference",
+            Lowered::Alias => "alias",
+            Lowered::Gemm(_) => "sgemm",
+        }
+    }
+}
+
+/// A node lowered: its kernel, the following nodes fused into it, and the scratch
+/// (f32 elements) it needs.
+pub(crate) struct Lowering {
+    pub kernel: Lowered,
+    pub fused: Vec<NodeId>,
+    pub scratch_len: usize,
+}
+
+impl Lowering {
+    fn reference() -> Self {
+        Lowering {
+            kernel: Lowered::Reference,
+            fused: Vec::new(),
+            scratch_len: 0,
+        }
+    }
+}
+
+/// Chooses the kernel for node `n`. Errors are reasons about the node (bad constant
+/// operands), reported with its name by the caller.
+pub(crate) fn lower(ctx: &Context, n: NodeId) -> Result<Lowering, String> {
+    let node = &ctx.graph.nodes[n];
+    let lowered = match &node.op {
+        Op::Nn(NnOp::Gemm(g)) => gemm::lower_gemm(ctx, n, g)?,
+        Op::Nn(NnOp::MatMul) => gemm::lower_matmul(ctx, n)?,
+        Op::Shape(
+            ShapeOp::Reshape { .. }
+            | ShapeOp::Flatten { .. }
+            | ShapeOp::Squeeze { .. }
+            | ShapeOp::Unsqueeze { .. },
+        )
+        | Op::Elementwise(ElementwiseOp::Identity) => alias(ctx, n),
+        _ => None,
+    };
+    Ok(lowered.unwrap_or_else(Lowering::reference))
+}
+
+/// An alias step when the node's data input and output are f32 with the same number
+/// of elements.
+fn alias(ctx: &Context, n: NodeId) -> Option<Lowering> {
+    let node = &ctx.graph.nodes[n];
+    let input = (*node.inputs.first()?)?;
+    let output = (*node.outputs.first()?)?;
+    let len = |v: ValueId| ctx.shapes[v].as_ref().map(|s| s.iter().product::<usize>());
+    (is_f32(ctx, input) && is_f32(ctx, output) && len(input)? == len(output)?).then(|| Lowering {
+        kernel: Lowered::Alias,
+        fused: Vec::new(),
+        scratch_len: 0,
+    })
+}
+
+/// Whether a value is f32 with a concrete shape.
+pub(crate) fn is_f32(ctx: &Context, v: ValueId) -> bool {
+    ctx.graph.values[v].info.dtype == Some(DType::F32) && ctx.shapes[v].is_some()
+}
+
+/// The f32 data of a constant value.
+pub(crate) fn constant_f32<'a>(ctx: &Context<'a>, v: ValueId) -> Option<&'a [f32]> {
+    let c = ctx.graph.values[v].constant.as_ref()?;
+    c.as_slice::<f32>().ok()
+}
+
+/// The activation node that alone reads `value` and can be fused into its producer,
+/// with the activation it applies.
+pub(crate) fn fusable_activation(ctx: &Context, value: ValueId) -> Option<(NodeId, Activation)> {
+    let [c] = ctx.consumers[value][..] else {
+        return None;
+    };
+    if c == usize::MAX {
+        return None;
+    }
+    let node = &ctx.graph.nodes[c];
+    if node.inputs.first().copied().flatten() != Some(value) {
+        return None;
+    }
+    let out = node.outputs.first().copied().flatten()?;
+    if !is_f32(ctx, out) {
+        return None;
+    }
+    let scalar = |i: usize| -> Option<Option<f32>> {
+        match node.inputs.get(i).copied().flatten() {
+            None => Some(None),
+            Some(v) => match constant_f32(ctx, v) {
+                Some([x]) => Some(Some(*x)),
+                _ => None,
+            },
+        }
+    };
+    let act = match &node.op {
+        Op::Elementwise(e) => match e {
+            ElementwiseOp::Relu => Activation::Relu,
+            ElementwiseOp::LeakyRelu { alpha } => Activation::LeakyRelu { alpha: *alpha },
+            ElementwiseOp::Sigmoid => Activation::Sigmoid,
+            ElementwiseOp::Tanh => Activation::Tanh,
+            ElementwiseOp::HardSigmoid { alpha, beta } => Activation::HardSigmoid {
+                alpha: *alpha,
+                beta: *beta,
+            },
+            ElementwiseOp::HardSwish => Activation::HardSwish,
+            ElementwiseOp::Clip { min, max } => {
+                let lo = min.or(scalar(1)?).unwrap_or(f32::NEG_INFINITY);
+                let hi = max.or(scalar(2)?).unwrap_or(f32::INFINITY);
+                Activation::Clip { min: lo, max: hi }
+            }
+            _ => return None,
+        },
+        _ => return None,
+    };
+    Some((c, act))
+}

@@ -3,8 +3,10 @@
 
 use std::arch::x86_64::*;
 
-use super::driver::{sgemm_blocked, Blocking};
-use super::SgemmShape;
+use super::driver::{gemm_window, pack_a_full, ASrc, Blocking, Window};
+use super::epilogue::{x86::apply_avx2, TileEpi};
+use super::{GemmImpl, SgemmShape};
+use crate::epilogue::Activation;
 
 /// The kernel's name, as `slimnet kernels` prints it.
 pub(crate) const NAME: &str = "sgemm_avx2_fma_6x16";
@@ -36,9 +38,47 @@ pub(crate) fn sgemm_with(
     blk: Blocking,
 ) {
     assert!(is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma"));
-    // SAFETY: the features were just checked; the caller checked the shape.
-    unsafe { sgemm_blocked::<MR, NR>(shape, a, b, beta, c, blk, kernel_6x16) }
+    let w = Window {
+        m: shape.m,
+        n: shape.n,
+        k: shape.k,
+        a: ASrc::Raw {
+            ptr: a.as_ptr(),
+            lda: shape.lda,
+        },
+        b: b.as_ptr(),
+        ldb: shape.ldb,
+        c: c.as_mut_ptr(),
+        ldc: shape.ldc,
+        beta,
+        epi: TileEpi {
+            row_bias: std::ptr::null(),
+            col_bias: std::ptr::null(),
+            act: Activation::Identity,
+        },
+    };
+    // SAFETY: the feature was just checked; the caller checked the shape.
+    unsafe { run(&w, blk) }
 }
+
+/// The driver with this tier's micro-kernel and epilogue.
+///
+/// # Safety
+/// As [`gemm_window`], with the tier's features present.
+unsafe fn run(w: &Window, blk: Blocking) {
+    // SAFETY: forwarded from the caller.
+    unsafe { gemm_window::<MR, NR>(w, blk, kernel_6x16, apply_avx2) }
+}
+
+/// This tier's blocked sgemm.
+pub(crate) const IMPL: GemmImpl = GemmImpl {
+    name: NAME,
+    mr: MR,
+    nr: NR,
+    blocking: BLOCKING,
+    run,
+    pack_a: pack_a_full::<MR>,
+};
 
 /// The 6×16 micro-kernel; see [`super::driver::MicroKernel`] for the contract.
 ///

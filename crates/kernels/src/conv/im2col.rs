@@ -35,6 +35,16 @@ pub(crate) fn im2col(p: &Conv2dParams, input: &[f32], j0: usize, nb: usize, out:
                         d.fill(0.0);
                     } else {
                         let src = &plane[ih * w..(ih + 1) * w];
+                        let (a, b) = (lo.clamp(ow, ow + seg), hi.clamp(ow, ow + seg));
+                        if p.stride_w == 1 && a < b {
+                            d[..a - ow].fill(0.0);
+                            d[a - ow..b - ow].copy_from_slice(
+                                &src[a + off_w - p.pad_left..b + off_w - p.pad_left],
+                            );
+                            d[b - ow..].fill(0.0);
+                            j += seg;
+                            continue;
+                        }
                         for (t, x) in d.iter_mut().enumerate() {
                             let o = ow + t;
                             *x = if o >= lo && o < hi {

@@ -15,7 +15,7 @@ const MR: usize = 14;
 const NR: usize = 32;
 const BLOCKING: Blocking = Blocking {
     mc: 8 * MR,
-    kc: 192,
+    kc: 512,
     nc: 128 * NR,
 };
 
@@ -94,6 +94,10 @@ unsafe fn kernel_14x32(
     beta: f32,
 ) {
     unsafe {
+        for i in 0..MR {
+            _mm_prefetch::<_MM_HINT_T0>(c.add(i * ldc) as *const i8);
+            _mm_prefetch::<_MM_HINT_T0>(c.add(i * ldc + 16) as *const i8);
+        }
         let mut acc = [[_mm512_setzero_ps(); 2]; MR];
         let mut ap = a;
         let mut bp = b;

@@ -19,6 +19,7 @@ const MIN_SPLIT_WORK: usize = 1 << 16;
 #[derive(Clone, Debug)]
 pub struct PackedA {
     tier: Tier,
+    imp: &'static GemmImpl,
     m: usize,
     k: usize,
     rows: usize,
@@ -154,7 +155,7 @@ impl KernelTable {
     ) -> Result<(), KernelError> {
         shape.check(a.len(), b.len(), c.len())?;
         let epi = tile_epi(epilogue, shape.m, shape.n)?;
-        let g = GemmImpl::for_tier(self.tier());
+        let g = GemmImpl::for_rows(self.tier(), shape.m);
         let w = Window {
             m: shape.m,
             n: shape.n,
@@ -196,7 +197,7 @@ impl KernelTable {
             ldc: 0,
         }
         .check(a.len(), 0, 0)?;
-        let g = GemmImpl::for_tier(self.tier());
+        let g = GemmImpl::for_rows(self.tier(), m);
         let rows = m.div_ceil(g.mr) * g.mr;
         let len = rows
             .checked_mul(k)
@@ -205,6 +206,7 @@ impl KernelTable {
         (g.pack_a)(m, k, a, lda, g.blocking.kc, &mut data);
         Ok(PackedA {
             tier: self.tier(),
+            imp: g,
             m,
             k,
             rows,
@@ -278,7 +280,7 @@ impl KernelTable {
                 self.tier()
             )));
         }
-        let g = GemmImpl::for_tier(self.tier());
+        let g = a.imp;
         if !row0.is_multiple_of(g.mr) || row0 + m > a.m {
             return Err(KernelError::BadShape(format!(
                 "rows {row0}..{} are not a tile-aligned range of packed A",

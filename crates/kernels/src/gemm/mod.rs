@@ -122,6 +122,21 @@ impl GemmImpl {
             _ => &portable::IMPL,
         }
     }
+
+    /// The blocked sgemm of `tier` for products with `m` rows: on the AVX-512 tier, the
+    /// AVX2 kernel when its shorter tile wastes much less of the last row panel.
+    pub(crate) fn for_rows(tier: Tier, m: usize) -> &'static GemmImpl {
+        let best = GemmImpl::for_tier(tier);
+        #[cfg(target_arch = "x86_64")]
+        if tier == Tier::Avx512 && m > 0 {
+            let used = |mr: usize| m as f64 / (m.div_ceil(mr) * mr) as f64;
+            if used(avx2::IMPL.mr) > used(best.mr) + 0.15 {
+                return &avx2::IMPL;
+            }
+        }
+        let _ = m;
+        best
+    }
 }
 
 /// `C = beta·C` over the `m×n` window (`beta == 0` writes zeros without reading).

@@ -102,6 +102,33 @@ unsafe fn load512<const S: usize>(ptr: *const f32) -> __m512 {
     }
 }
 
+/// The first `lanes` (1 to 15) of [`load512`], the others zero; reads only those.
+///
+/// # Safety
+/// `ptr` must be valid for reads of `S*(lanes - 1) + 1` values.
+#[target_feature(enable = "avx512f")]
+#[inline]
+unsafe fn load512_tail<const S: usize>(ptr: *const f32, lanes: usize) -> __m512 {
+    let need = S * (lanes - 1) + 1;
+    let lo: __mmask16 = if need >= 16 {
+        0xffff
+    } else {
+        (1u16 << need) - 1
+    };
+    // SAFETY: forwarded; masked lanes are not read.
+    unsafe {
+        if S == 1 {
+            _mm512_maskz_loadu_ps(lo, ptr)
+        } else {
+            let hi: __mmask16 = (1u16 << need.saturating_sub(16)) - 1;
+            let l = _mm512_maskz_loadu_ps(lo, ptr);
+            let h = _mm512_maskz_loadu_ps(hi, ptr.add(16));
+            let idx = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+            _mm512_permutex2var_ps(l, idx, h)
+        }
+    }
+}
+
 #[target_feature(enable = "avx512f")]
 unsafe fn dw512<const K: usize, const S: usize>(
     p: &Conv2dParams,
@@ -140,16 +167,18 @@ unsafe fn dw512<const K: usize, const S: usize>(
                 _mm512_storeu_ps(orow.add(ow), act512(acc, act));
                 ow += 16;
             }
-            if S == 1 && ow < ohi {
-                let mask: __mmask16 = (1u16 << (ohi - ow)) - 1;
+            if ow < ohi {
+                let lanes = ohi - ow;
+                let mask: __mmask16 = (1u16 << lanes) - 1;
                 let mut acc = bv;
                 for kh in khlo..khhi {
                     let rp = inp.offset(
-                        (base + kh as isize) * iw_n as isize + ow as isize - p.pad_left as isize,
+                        (base + kh as isize) * iw_n as isize + (ow * S) as isize
+                            - p.pad_left as isize,
                     );
                     for kw in 0..K {
                         acc = _mm512_fmadd_ps(
-                            _mm512_maskz_loadu_ps(mask, rp.add(kw)),
+                            load512_tail::<S>(rp.add(kw), lanes),
                             wv[kh * K + kw],
                             acc,
                         );

@@ -11,6 +11,9 @@ use crate::epilogue::Activation;
 use crate::gemm::epilogue::act_scalar;
 use crate::gemm::epilogue::x86::{act256, act512};
 
+/// Output vectors computed together in the interior (independent FMA chains).
+const UNROLL: usize = 4;
+
 /// The filter sizes and strides with a SIMD kernel, as `(kernel, stride)`.
 fn specialized(p: &Conv2dParams) -> Option<(usize, usize)> {
     let square = p.kernel_h == p.kernel_w && p.stride_h == p.stride_w;
@@ -102,27 +105,32 @@ unsafe fn load512<const S: usize>(ptr: *const f32) -> __m512 {
     }
 }
 
-/// The first `lanes` (1 to 15) of [`load512`], the others zero; reads only those.
+/// Lanes `t < lanes` of `x[start + S*t]` from the row at `row` of `width` values, with
+/// zero where `start + S*t` falls outside the row (`start` may be negative) and in
+/// lanes from `lanes` on; reads only in-row values.
 ///
 /// # Safety
-/// `ptr` must be valid for reads of `S*(lanes - 1) + 1` values.
+/// `row` must be valid for reads of `width` values.
 #[target_feature(enable = "avx512f")]
 #[inline]
-unsafe fn load512_tail<const S: usize>(ptr: *const f32, lanes: usize) -> __m512 {
-    let need = S * (lanes - 1) + 1;
-    let lo: __mmask16 = if need >= 16 {
-        0xffff
-    } else {
-        (1u16 << need) - 1
-    };
-    // SAFETY: forwarded; masked lanes are not read.
+unsafe fn load512_masked<const S: usize>(
+    row: *const f32,
+    start: isize,
+    width: usize,
+    lanes: usize,
+) -> __m512 {
+    let e_lo = (-start).max(0) as u32;
+    let e_hi = (width as isize - start).clamp(0, (S * (lanes - 1) + 1) as isize) as u32;
+    let bits = |e: u32| if e >= 64 { u64::MAX } else { (1u64 << e) - 1 };
+    let m = bits(e_hi) & !bits(e_lo.min(e_hi));
+    let ptr = row.wrapping_offset(start);
+    // SAFETY: the masks select only elements inside the row.
     unsafe {
         if S == 1 {
-            _mm512_maskz_loadu_ps(lo, ptr)
+            _mm512_maskz_loadu_ps(m as u16, ptr)
         } else {
-            let hi: __mmask16 = (1u16 << need.saturating_sub(16)) - 1;
-            let l = _mm512_maskz_loadu_ps(lo, ptr);
-            let h = _mm512_maskz_loadu_ps(hi, ptr.add(16));
+            let l = _mm512_maskz_loadu_ps(m as u16, ptr);
+            let h = _mm512_maskz_loadu_ps((m >> 16) as u16, ptr.wrapping_add(16));
             let idx = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
             _mm512_permutex2var_ps(l, idx, h)
         }
@@ -149,46 +157,75 @@ unsafe fn dw512<const K: usize, const S: usize>(
     for oh in 0..oh_n {
         let (base, khlo, khhi) = rows_in_bounds(p, oh, K);
         let orow = out[oh * ow_n..].as_mut_ptr();
-        let mut ow = olo;
-        // SAFETY: columns in `olo..ohi` read only inside rows `base + kh` of the plane,
-        // which `rows_in_bounds` keeps in `0..in_h`; stores stay in row `oh`.
-        unsafe {
-            while ow + 16 <= ohi {
-                let mut acc = bv;
-                for kh in khlo..khhi {
-                    let rp = inp.offset(
-                        (base + kh as isize) * iw_n as isize + (ow * S) as isize
-                            - p.pad_left as isize,
-                    );
-                    for kw in 0..K {
-                        acc = _mm512_fmadd_ps(load512::<S>(rp.add(kw)), wv[kh * K + kw], acc);
-                    }
-                }
-                _mm512_storeu_ps(orow.add(ow), act512(acc, act));
-                ow += 16;
-            }
-            if ow < ohi {
-                let lanes = ohi - ow;
-                let mask: __mmask16 = (1u16 << lanes) - 1;
-                let mut acc = bv;
-                for kh in khlo..khhi {
-                    let rp = inp.offset(
-                        (base + kh as isize) * iw_n as isize + (ow * S) as isize
-                            - p.pad_left as isize,
-                    );
-                    for kw in 0..K {
-                        acc = _mm512_fmadd_ps(
-                            load512_tail::<S>(rp.add(kw), lanes),
-                            wv[kh * K + kw],
-                            acc,
+        let mut ow = 0;
+        while ow < ow_n {
+            if ow >= olo && ow + 16 * UNROLL <= ohi {
+                let mut acc = [bv; UNROLL];
+                // SAFETY: every chunk of the group is interior (see below).
+                unsafe {
+                    for kh in khlo..khhi {
+                        let rp = inp.offset(
+                            (base + kh as isize) * iw_n as isize + (ow * S) as isize
+                                - p.pad_left as isize,
                         );
+                        for kw in 0..K {
+                            for (u, a) in acc.iter_mut().enumerate() {
+                                *a = _mm512_fmadd_ps(
+                                    load512::<S>(rp.add(kw + u * 16 * S)),
+                                    wv[kh * K + kw],
+                                    *a,
+                                );
+                            }
+                        }
+                    }
+                    for (u, &a) in acc.iter().enumerate() {
+                        _mm512_storeu_ps(orow.add(ow + u * 16), act512(a, act));
                     }
                 }
-                _mm512_mask_storeu_ps(orow.add(ow), mask, act512(acc, act));
-                ow = ohi;
+                ow += 16 * UNROLL;
+                continue;
             }
+            let lanes = (ow_n - ow).min(16);
+            let mut acc = bv;
+            // SAFETY: rows `base + kh` lie in the plane (`rows_in_bounds`); interior
+            // chunks read inside their rows, the others only through in-row masks; the
+            // store stays in row `oh`.
+            unsafe {
+                if lanes == 16 && ow >= olo && ow + 16 <= ohi {
+                    for kh in khlo..khhi {
+                        let rp = inp.offset(
+                            (base + kh as isize) * iw_n as isize + (ow * S) as isize
+                                - p.pad_left as isize,
+                        );
+                        for kw in 0..K {
+                            acc = _mm512_fmadd_ps(load512::<S>(rp.add(kw)), wv[kh * K + kw], acc);
+                        }
+                    }
+                    _mm512_storeu_ps(orow.add(ow), act512(acc, act));
+                } else {
+                    // One chain per filter column, so that the FMAs overlap.
+                    let mut part = [_mm512_setzero_ps(); K];
+                    for kh in khlo..khhi {
+                        let row = inp.offset((base + kh as isize) * iw_n as isize);
+                        for (kw, pk) in part.iter_mut().enumerate() {
+                            let start = (ow * S + kw) as isize - p.pad_left as isize;
+                            let x = load512_masked::<S>(row, start, iw_n, lanes);
+                            *pk = _mm512_fmadd_ps(x, wv[kh * K + kw], *pk);
+                        }
+                    }
+                    for pk in part {
+                        acc = _mm512_add_ps(acc, pk);
+                    }
+                    let mask: __mmask16 = if lanes == 16 {
+                        0xffff
+                    } else {
+                        (1u16 << lanes) - 1
+                    };
+                    _mm512_mask_storeu_ps(orow.add(ow), mask, act512(acc, act));
+                }
+            }
+            ow += lanes;
         }
-        borders(p, input, w, bias, act, out, oh, (olo, ow));
     }
 }
 
@@ -260,6 +297,28 @@ unsafe fn dw256<const K: usize, const S: usize>(
         let mut ow = olo;
         // SAFETY: as in `dw512`.
         unsafe {
+            while ow + 8 * UNROLL <= ohi {
+                let mut acc = [bv; UNROLL];
+                for kh in khlo..khhi {
+                    let rp = inp.offset(
+                        (base + kh as isize) * iw_n as isize + (ow * S) as isize
+                            - p.pad_left as isize,
+                    );
+                    for kw in 0..K {
+                        for (u, a) in acc.iter_mut().enumerate() {
+                            *a = _mm256_fmadd_ps(
+                                load256::<S>(rp.add(kw + u * 8 * S)),
+                                wv[kh * K + kw],
+                                *a,
+                            );
+                        }
+                    }
+                }
+                for (u, &a) in acc.iter().enumerate() {
+                    _mm256_storeu_ps(orow.add(ow + u * 8), act256(a, act));
+                }
+                ow += 8 * UNROLL;
+            }
             while ow + 8 <= ohi {
                 let mut acc = bv;
                 for kh in khlo..khhi {

@@ -4,7 +4,8 @@
 use std::arch::x86_64::*;
 
 use super::driver::{gemm_window, pack_a_full, ASrc, Blocking, Window};
-use super::epilogue::{x86::apply_avx2, TileEpi};
+use super::epilogue::x86::{act256, apply_avx2};
+use super::epilogue::TileEpi;
 use super::{GemmImpl, SgemmShape};
 use crate::epilogue::Activation;
 
@@ -85,7 +86,15 @@ pub(crate) const IMPL: GemmImpl = GemmImpl {
 /// # Safety
 /// As [`super::driver::MicroKernel`]: AVX2 and FMA present, pointers valid.
 #[target_feature(enable = "avx2,fma")]
-unsafe fn kernel_6x16(kc: usize, a: *const f32, b: *const f32, c: *mut f32, ldc: usize, beta: f32) {
+unsafe fn kernel_6x16(
+    kc: usize,
+    a: *const f32,
+    b: *const f32,
+    c: *mut f32,
+    ldc: usize,
+    beta: f32,
+    epi: *const TileEpi,
+) {
     unsafe {
         let mut acc = [[_mm256_setzero_ps(); 2]; MR];
         let mut ap = a;
@@ -102,17 +111,31 @@ unsafe fn kernel_6x16(kc: usize, a: *const f32, b: *const f32, c: *mut f32, ldc:
             bp = bp.add(NR);
         }
         let bv = _mm256_set1_ps(beta);
+        let (cb0, cb1) = match epi.as_ref() {
+            Some(e) if !e.col_bias.is_null() => (
+                _mm256_loadu_ps(e.col_bias),
+                _mm256_loadu_ps(e.col_bias.add(8)),
+            ),
+            _ => (_mm256_setzero_ps(), _mm256_setzero_ps()),
+        };
         for (i, row) in acc.iter().enumerate() {
             let cp = c.add(i * ldc);
-            if beta == 0.0 {
-                _mm256_storeu_ps(cp, row[0]);
-                _mm256_storeu_ps(cp.add(8), row[1]);
-            } else {
-                let c0 = _mm256_fmadd_ps(bv, _mm256_loadu_ps(cp), row[0]);
-                let c1 = _mm256_fmadd_ps(bv, _mm256_loadu_ps(cp.add(8)), row[1]);
-                _mm256_storeu_ps(cp, c0);
-                _mm256_storeu_ps(cp.add(8), c1);
+            let (mut c0, mut c1) = (row[0], row[1]);
+            if beta != 0.0 {
+                c0 = _mm256_fmadd_ps(bv, _mm256_loadu_ps(cp), c0);
+                c1 = _mm256_fmadd_ps(bv, _mm256_loadu_ps(cp.add(8)), c1);
             }
+            if let Some(e) = epi.as_ref() {
+                let rb = if e.row_bias.is_null() {
+                    _mm256_setzero_ps()
+                } else {
+                    _mm256_set1_ps(*e.row_bias.add(i))
+                };
+                c0 = act256(_mm256_add_ps(_mm256_add_ps(c0, rb), cb0), e.act);
+                c1 = act256(_mm256_add_ps(_mm256_add_ps(c1, rb), cb1), e.act);
+            }
+            _mm256_storeu_ps(cp, c0);
+            _mm256_storeu_ps(cp.add(8), c1);
         }
     }
 }

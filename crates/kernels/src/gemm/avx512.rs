@@ -4,7 +4,8 @@
 use std::arch::x86_64::*;
 
 use super::driver::{gemm_window, pack_a_full, ASrc, Blocking, Window};
-use super::epilogue::{x86::apply_avx512, TileEpi};
+use super::epilogue::x86::{act512, apply_avx512};
+use super::epilogue::TileEpi;
 use super::{GemmImpl, SgemmShape};
 use crate::epilogue::Activation;
 
@@ -92,6 +93,7 @@ unsafe fn kernel_14x32(
     c: *mut f32,
     ldc: usize,
     beta: f32,
+    epi: *const TileEpi,
 ) {
     unsafe {
         for i in 0..MR {
@@ -113,17 +115,31 @@ unsafe fn kernel_14x32(
             bp = bp.add(NR);
         }
         let bv = _mm512_set1_ps(beta);
+        let (cb0, cb1) = match epi.as_ref() {
+            Some(e) if !e.col_bias.is_null() => (
+                _mm512_loadu_ps(e.col_bias),
+                _mm512_loadu_ps(e.col_bias.add(16)),
+            ),
+            _ => (_mm512_setzero_ps(), _mm512_setzero_ps()),
+        };
         for (i, row) in acc.iter().enumerate() {
             let cp = c.add(i * ldc);
-            if beta == 0.0 {
-                _mm512_storeu_ps(cp, row[0]);
-                _mm512_storeu_ps(cp.add(16), row[1]);
-            } else {
-                let c0 = _mm512_fmadd_ps(bv, _mm512_loadu_ps(cp), row[0]);
-                let c1 = _mm512_fmadd_ps(bv, _mm512_loadu_ps(cp.add(16)), row[1]);
-                _mm512_storeu_ps(cp, c0);
-                _mm512_storeu_ps(cp.add(16), c1);
+            let (mut c0, mut c1) = (row[0], row[1]);
+            if beta != 0.0 {
+                c0 = _mm512_fmadd_ps(bv, _mm512_loadu_ps(cp), c0);
+                c1 = _mm512_fmadd_ps(bv, _mm512_loadu_ps(cp.add(16)), c1);
             }
+            if let Some(e) = epi.as_ref() {
+                let rb = if e.row_bias.is_null() {
+                    _mm512_setzero_ps()
+                } else {
+                    _mm512_set1_ps(*e.row_bias.add(i))
+                };
+                c0 = act512(_mm512_add_ps(_mm512_add_ps(c0, rb), cb0), e.act);
+                c1 = act512(_mm512_add_ps(_mm512_add_ps(c1, rb), cb1), e.act);
+            }
+            _mm512_storeu_ps(cp, c0);
+            _mm512_storeu_ps(cp.add(16), c1);
         }
     }
 }

@@ -7,7 +7,8 @@
 //! ([`ASrc::Packed`]) skips the packing of `A`. A micro-kernel then computes each
 //! `MR×NR` tile of `C` from one panel of each. Tiles at the right and bottom edges are
 //! computed into a scratch tile and merged. The first `k` block applies `beta`; after
-//! the last one, the epilogue runs on the tile while it is still in cache.
+//! the last one, the micro-kernel applies the epilogue in registers before storing a
+//! whole tile, and edge tiles get it right after their merge, while still in cache.
 
 use std::cell::RefCell;
 
@@ -23,14 +24,23 @@ pub(crate) struct Blocking {
 }
 
 /// A micro-kernel: `C[i*ldc + j] = Σ_p a[p*MR + i]·b[p*NR + j] + beta·C[i*ldc + j]` for
-/// `i < MR`, `j < NR`, `p < kc`, where `a` and `b` are packed panels. When `beta == 0`,
-/// `C` is written without being read. No alignment is required.
+/// `i < MR`, `j < NR`, `p < kc`, where `a` and `b` are packed panels, followed, when
+/// `epi` is not null, by the tile's bias and activation before the store. When
+/// `beta == 0`, `C` is written without being read. No alignment is required.
 ///
 /// # Safety
 /// The CPU must support the kernel's target features; `a` must be valid for `kc*MR`
-/// reads, `b` for `kc*NR` reads, and `c` for reads and writes over the `MR×NR` tile.
-pub(crate) type MicroKernel =
-    unsafe fn(kc: usize, a: *const f32, b: *const f32, c: *mut f32, ldc: usize, beta: f32);
+/// reads, `b` for `kc*NR` reads, `c` for reads and writes over the `MR×NR` tile, and
+/// `epi`, when not null, must point at an epilogue whose biases cover the tile.
+pub(crate) type MicroKernel = unsafe fn(
+    kc: usize,
+    a: *const f32,
+    b: *const f32,
+    c: *mut f32,
+    ldc: usize,
+    beta: f32,
+    epi: *const TileEpi,
+);
 
 /// The largest `MR*NR` a micro-kernel may have (the size of the scratch tile).
 const MAX_TILE: usize = 16 * 32;
@@ -173,9 +183,17 @@ pub(crate) unsafe fn gemm_window<const MR: usize, const NR: usize>(
                                 let ap = a_blk.add(ir * kb);
                                 let cp = c.add((ic + ir) * ldc + jc + jr);
                                 if mr == MR && nr == NR {
-                                    uk(kb, ap, bp, cp, ldc, beta_k);
+                                    let tile_epi;
+                                    let ep: *const TileEpi = if last && !epi.is_noop() {
+                                        tile_epi = epi.offset(ic + ir, jc + jr);
+                                        &tile_epi
+                                    } else {
+                                        std::ptr::null()
+                                    };
+                                    uk(kb, ap, bp, cp, ldc, beta_k, ep);
+                                    continue;
                                 } else {
-                                    uk(kb, ap, bp, scratch.as_mut_ptr(), NR, 0.0);
+                                    uk(kb, ap, bp, scratch.as_mut_ptr(), NR, 0.0, std::ptr::null());
                                     for i in 0..mr {
                                         let row =
                                             std::slice::from_raw_parts_mut(cp.add(i * ldc), nr);
@@ -278,8 +296,14 @@ unsafe fn pack_b<const NR: usize>(
             let d = &mut dst[p * NR..(p + 1) * NR];
             // SAFETY: row `p` of the block is readable over its `nb` columns.
             let src = unsafe { std::slice::from_raw_parts(b.add(p * ldb + j0), cols) };
-            d[..cols].copy_from_slice(src);
-            d[cols..].fill(0.0);
+            if cols == NR {
+                // A copy of constant length, which the compiler inlines.
+                let d: &mut [f32; NR] = d.try_into().unwrap_or_else(|_| unreachable!());
+                d.copy_from_slice(src);
+            } else {
+                d[..cols].copy_from_slice(src);
+                d[cols..].fill(0.0);
+            }
         }
     }
 }

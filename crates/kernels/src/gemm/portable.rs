@@ -2,7 +2,7 @@
 //! so that the compiler vectorizes it for the baseline target.
 
 use super::driver::{gemm_window, pack_a_full, Blocking, Window};
-use super::epilogue::apply_portable;
+use super::epilogue::{apply_portable, TileEpi};
 use super::{scale_c, GemmImpl, SgemmShape};
 
 /// `C = A·B + beta·C`; the contract is [`crate::KernelTable::sgemm`]'s, and `shape`
@@ -48,7 +48,15 @@ const BLOCKING: Blocking = Blocking {
 ///
 /// # Safety
 /// As [`MicroKernel`](super::driver::MicroKernel).
-unsafe fn kernel(kc: usize, a: *const f32, b: *const f32, c: *mut f32, ldc: usize, beta: f32) {
+unsafe fn kernel(
+    kc: usize,
+    a: *const f32,
+    b: *const f32,
+    c: *mut f32,
+    ldc: usize,
+    beta: f32,
+    epi: *const TileEpi,
+) {
     let mut acc = [[0.0f32; NR]; MR];
     // SAFETY: the caller guarantees `kc` panels of `a` and `b` and the tile of `c`.
     unsafe {
@@ -70,6 +78,9 @@ unsafe fn kernel(kc: usize, a: *const f32, b: *const f32, c: *mut f32, ldc: usiz
                     *x = y + beta * *x;
                 }
             }
+        }
+        if let Some(e) = epi.as_ref() {
+            apply_portable(c, ldc, MR, NR, e);
         }
     }
 }

@@ -42,25 +42,6 @@ pub(crate) fn valid_range(
     (lo, hi.max(lo))
 }
 
-/// One output value with every bound checked (for the borders of the SIMD kernels).
-#[inline]
-pub(crate) fn pixel(p: &Conv2dParams, input: &[f32], w: &[f32], oh: usize, ow: usize) -> f32 {
-    let mut acc = 0.0f32;
-    for kh in 0..p.kernel_h {
-        let ih = (oh * p.stride_h + kh * p.dilation_h).wrapping_sub(p.pad_top);
-        if ih >= p.in_h {
-            continue;
-        }
-        for kw in 0..p.kernel_w {
-            let iw = (ow * p.stride_w + kw * p.dilation_w).wrapping_sub(p.pad_left);
-            if iw < p.in_w {
-                acc += w[kh * p.kernel_w + kw] * input[ih * p.in_w + iw];
-            }
-        }
-    }
-    acc
-}
-
 /// The portable [`DwFn`]: for each output row, accumulates each filter tap over the
 /// columns where it is in bounds (a loop the compiler vectorizes for stride 1).
 ///

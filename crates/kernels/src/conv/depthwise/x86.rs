@@ -1,14 +1,13 @@
 //! AVX-512F and AVX2+FMA depthwise kernels: square 3×3 and 5×5 filters with stride 1 or
 //! 2 and no dilation, vectorized along the output width (stride 2 gathers the even
-//! inputs with a permute), the borders computed one value at a time; every other shape
-//! runs the portable kernel.
+//! inputs with a permute; borders and tails load through in-row masks); every other
+//! shape runs the portable kernel.
 
 use std::arch::x86_64::*;
 
-use super::{pixel, portable, valid_range};
+use super::{portable, valid_range};
 use crate::conv::Conv2dParams;
 use crate::epilogue::Activation;
-use crate::gemm::epilogue::act_scalar;
 use crate::gemm::epilogue::x86::{act256, act512};
 
 /// Output vectors computed together in the interior (independent FMA chains).
@@ -40,25 +39,6 @@ fn interior(p: &Conv2dParams, k: usize) -> (usize, usize) {
     let lo = valid_range(p.in_w, p.pad_left, 0, p.stride_w, ow_n).0;
     let hi = valid_range(p.in_w, p.pad_left, k - 1, p.stride_w, ow_n).1;
     (lo, hi.max(lo))
-}
-
-/// Computes the columns of row `oh` outside `skip` one value at a time.
-#[inline]
-#[allow(clippy::too_many_arguments)]
-fn borders(
-    p: &Conv2dParams,
-    input: &[f32],
-    w: &[f32],
-    bias: f32,
-    act: Activation,
-    out: &mut [f32],
-    oh: usize,
-    skip: (usize, usize),
-) {
-    let ow_n = p.out_w();
-    for ow in (0..skip.0).chain(skip.1..ow_n) {
-        out[oh * ow_n + ow] = act_scalar(bias + pixel(p, input, w, oh, ow), act);
-    }
 }
 
 /// The AVX-512F [`super::DwFn`].
@@ -274,6 +254,43 @@ unsafe fn load256<const S: usize>(ptr: *const f32) -> __m256 {
     }
 }
 
+/// Lanes `t < lanes` of `x[start + S*t]` from the row at `row` of `width` values, with
+/// zero where `start + S*t` falls outside the row (`start` may be negative) and in
+/// lanes from `lanes` on; reads only in-row values.
+///
+/// # Safety
+/// `row` must be valid for reads of `width` values.
+#[target_feature(enable = "avx2,fma")]
+#[inline]
+unsafe fn load256_masked<const S: usize>(
+    row: *const f32,
+    start: isize,
+    width: usize,
+    lanes: usize,
+) -> __m256 {
+    let e_lo = _mm256_set1_epi32((-start).max(0) as i32);
+    let e_hi =
+        _mm256_set1_epi32((width as isize - start).clamp(0, (S * (lanes - 1) + 1) as isize) as i32);
+    let in_range =
+        |e: __m256i| _mm256_andnot_si256(_mm256_cmpgt_epi32(e_lo, e), _mm256_cmpgt_epi32(e_hi, e));
+    let iota = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+    let ptr = row.wrapping_offset(start);
+    // SAFETY: the masks select only elements inside the row.
+    unsafe {
+        if S == 1 {
+            _mm256_maskload_ps(ptr, in_range(iota))
+        } else {
+            let lo = _mm256_maskload_ps(ptr, in_range(iota));
+            let hi = _mm256_maskload_ps(
+                ptr.wrapping_add(8),
+                in_range(_mm256_add_epi32(iota, _mm256_set1_epi32(8))),
+            );
+            let ev = _mm256_shuffle_ps::<0b10_00_10_00>(lo, hi);
+            _mm256_castpd_ps(_mm256_permute4x64_pd::<0b11_01_10_00>(_mm256_castps_pd(ev)))
+        }
+    }
+}
+
 #[target_feature(enable = "avx2,fma")]
 unsafe fn dw256<const K: usize, const S: usize>(
     p: &Conv2dParams,
@@ -291,49 +308,69 @@ unsafe fn dw256<const K: usize, const S: usize>(
     }
     let bv = _mm256_set1_ps(bias);
     let inp = input.as_ptr();
+    let iota = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
     for oh in 0..oh_n {
         let (base, khlo, khhi) = rows_in_bounds(p, oh, K);
         let orow = out[oh * ow_n..].as_mut_ptr();
-        let mut ow = olo;
-        // SAFETY: as in `dw512`.
-        unsafe {
-            while ow + 8 * UNROLL <= ohi {
-                let mut acc = [bv; UNROLL];
-                for kh in khlo..khhi {
-                    let rp = inp.offset(
-                        (base + kh as isize) * iw_n as isize + (ow * S) as isize
-                            - p.pad_left as isize,
-                    );
-                    for kw in 0..K {
-                        for (u, a) in acc.iter_mut().enumerate() {
-                            *a = _mm256_fmadd_ps(
-                                load256::<S>(rp.add(kw + u * 8 * S)),
-                                wv[kh * K + kw],
-                                *a,
-                            );
+        let mut ow = 0;
+        while ow < ow_n {
+            // SAFETY: as in `dw512`.
+            unsafe {
+                if ow >= olo && ow + 8 * UNROLL <= ohi {
+                    let mut acc = [bv; UNROLL];
+                    for kh in khlo..khhi {
+                        let rp = inp.offset(
+                            (base + kh as isize) * iw_n as isize + (ow * S) as isize
+                                - p.pad_left as isize,
+                        );
+                        for kw in 0..K {
+                            for (u, a) in acc.iter_mut().enumerate() {
+                                *a = _mm256_fmadd_ps(
+                                    load256::<S>(rp.add(kw + u * 8 * S)),
+                                    wv[kh * K + kw],
+                                    *a,
+                                );
+                            }
                         }
                     }
-                }
-                for (u, &a) in acc.iter().enumerate() {
-                    _mm256_storeu_ps(orow.add(ow + u * 8), act256(a, act));
-                }
-                ow += 8 * UNROLL;
-            }
-            while ow + 8 <= ohi {
-                let mut acc = bv;
-                for kh in khlo..khhi {
-                    let rp = inp.offset(
-                        (base + kh as isize) * iw_n as isize + (ow * S) as isize
-                            - p.pad_left as isize,
-                    );
-                    for kw in 0..K {
-                        acc = _mm256_fmadd_ps(load256::<S>(rp.add(kw)), wv[kh * K + kw], acc);
+                    for (u, &a) in acc.iter().enumerate() {
+                        _mm256_storeu_ps(orow.add(ow + u * 8), act256(a, act));
                     }
+                    ow += 8 * UNROLL;
+                    continue;
                 }
-                _mm256_storeu_ps(orow.add(ow), act256(acc, act));
-                ow += 8;
+                let lanes = (ow_n - ow).min(8);
+                let mut acc = bv;
+                if lanes == 8 && ow >= olo && ow + 8 <= ohi {
+                    for kh in khlo..khhi {
+                        let rp = inp.offset(
+                            (base + kh as isize) * iw_n as isize + (ow * S) as isize
+                                - p.pad_left as isize,
+                        );
+                        for kw in 0..K {
+                            acc = _mm256_fmadd_ps(load256::<S>(rp.add(kw)), wv[kh * K + kw], acc);
+                        }
+                    }
+                    _mm256_storeu_ps(orow.add(ow), act256(acc, act));
+                } else {
+                    // One chain per filter column, so that the FMAs overlap.
+                    let mut part = [_mm256_setzero_ps(); K];
+                    for kh in khlo..khhi {
+                        let row = inp.offset((base + kh as isize) * iw_n as isize);
+                        for (kw, pk) in part.iter_mut().enumerate() {
+                            let start = (ow * S + kw) as isize - p.pad_left as isize;
+                            let x = load256_masked::<S>(row, start, iw_n, lanes);
+                            *pk = _mm256_fmadd_ps(x, wv[kh * K + kw], *pk);
+                        }
+                    }
+                    for pk in part {
+                        acc = _mm256_add_ps(acc, pk);
+                    }
+                    let mask = _mm256_cmpgt_epi32(_mm256_set1_epi32(lanes as i32), iota);
+                    _mm256_maskstore_ps(orow.add(ow), mask, act256(acc, act));
+                }
+                ow += lanes;
             }
         }
-        borders(p, input, w, bias, act, out, oh, (olo, ow));
     }
 }

@@ -8,21 +8,37 @@ use crate::error::KernelError;
 /// `kernel_h = 1`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct Conv2dParams {
+    /// Images in the batch (may be zero).
     pub batch: usize,
+    /// Input channels.
     pub in_channels: usize,
+    /// Input height.
     pub in_h: usize,
+    /// Input width.
     pub in_w: usize,
+    /// Output channels.
     pub out_channels: usize,
+    /// Filter height.
     pub kernel_h: usize,
+    /// Filter width.
     pub kernel_w: usize,
+    /// Vertical stride (at least 1).
     pub stride_h: usize,
+    /// Horizontal stride (at least 1).
     pub stride_w: usize,
+    /// Vertical dilation (at least 1).
     pub dilation_h: usize,
+    /// Horizontal dilation (at least 1).
     pub dilation_w: usize,
+    /// Zero rows above the input.
     pub pad_top: usize,
+    /// Zero columns left of the input.
     pub pad_left: usize,
+    /// Zero rows below the input.
     pub pad_bottom: usize,
+    /// Zero columns right of the input.
     pub pad_right: usize,
+    /// Groups; both channel counts are multiples of it.
     pub groups: usize,
 }
 

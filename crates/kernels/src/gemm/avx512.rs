@@ -3,8 +3,11 @@
 
 use std::arch::x86_64::*;
 
-use super::driver::{sgemm_blocked, Blocking};
-use super::SgemmShape;
+use super::driver::{gemm_window, pack_a_full, ASrc, Blocking, Window};
+use super::epilogue::x86::{act512, apply_avx512};
+use super::epilogue::TileEpi;
+use super::{GemmImpl, SgemmShape};
+use crate::epilogue::Activation;
 
 /// The kernel's name, as `slimnet kernels` prints it.
 pub(crate) const NAME: &str = "sgemm_avx512f_14x32";
@@ -13,7 +16,7 @@ const MR: usize = 14;
 const NR: usize = 32;
 const BLOCKING: Blocking = Blocking {
     mc: 8 * MR,
-    kc: 192,
+    kc: 512,
     nc: 128 * NR,
 };
 
@@ -36,9 +39,47 @@ pub(crate) fn sgemm_with(
     blk: Blocking,
 ) {
     assert!(is_x86_feature_detected!("avx512f"));
+    let w = Window {
+        m: shape.m,
+        n: shape.n,
+        k: shape.k,
+        a: ASrc::Raw {
+            ptr: a.as_ptr(),
+            lda: shape.lda,
+        },
+        b: b.as_ptr(),
+        ldb: shape.ldb,
+        c: c.as_mut_ptr(),
+        ldc: shape.ldc,
+        beta,
+        epi: TileEpi {
+            row_bias: std::ptr::null(),
+            col_bias: std::ptr::null(),
+            act: Activation::Identity,
+        },
+    };
     // SAFETY: the feature was just checked; the caller checked the shape.
-    unsafe { sgemm_blocked::<MR, NR>(shape, a, b, beta, c, blk, kernel_14x32) }
+    unsafe { run(&w, blk) }
 }
+
+/// The driver with this tier's micro-kernel and epilogue.
+///
+/// # Safety
+/// As [`gemm_window`], with the tier's features present.
+unsafe fn run(w: &Window, blk: Blocking) {
+    // SAFETY: forwarded from the caller.
+    unsafe { gemm_window::<MR, NR>(w, blk, kernel_14x32, apply_avx512) }
+}
+
+/// This tier's blocked sgemm.
+pub(crate) const IMPL: GemmImpl = GemmImpl {
+    name: NAME,
+    mr: MR,
+    nr: NR,
+    blocking: BLOCKING,
+    run,
+    pack_a: pack_a_full::<MR>,
+};
 
 /// The 14×32 micro-kernel; see [`super::driver::MicroKernel`] for the contract.
 ///
@@ -52,8 +93,13 @@ unsafe fn kernel_14x32(
     c: *mut f32,
     ldc: usize,
     beta: f32,
+    epi: *const TileEpi,
 ) {
     unsafe {
+        for i in 0..MR {
+            _mm_prefetch::<_MM_HINT_T0>(c.add(i * ldc) as *const i8);
+            _mm_prefetch::<_MM_HINT_T0>(c.add(i * ldc + 16) as *const i8);
+        }
         let mut acc = [[_mm512_setzero_ps(); 2]; MR];
         let mut ap = a;
         let mut bp = b;
@@ -69,17 +115,31 @@ unsafe fn kernel_14x32(
             bp = bp.add(NR);
         }
         let bv = _mm512_set1_ps(beta);
+        let (cb0, cb1) = match epi.as_ref() {
+            Some(e) if !e.col_bias.is_null() => (
+                _mm512_loadu_ps(e.col_bias),
+                _mm512_loadu_ps(e.col_bias.add(16)),
+            ),
+            _ => (_mm512_setzero_ps(), _mm512_setzero_ps()),
+        };
         for (i, row) in acc.iter().enumerate() {
             let cp = c.add(i * ldc);
-            if beta == 0.0 {
-                _mm512_storeu_ps(cp, row[0]);
-                _mm512_storeu_ps(cp.add(16), row[1]);
-            } else {
-                let c0 = _mm512_fmadd_ps(bv, _mm512_loadu_ps(cp), row[0]);
-                let c1 = _mm512_fmadd_ps(bv, _mm512_loadu_ps(cp.add(16)), row[1]);
-                _mm512_storeu_ps(cp, c0);
-                _mm512_storeu_ps(cp.add(16), c1);
+            let (mut c0, mut c1) = (row[0], row[1]);
+            if beta != 0.0 {
+                c0 = _mm512_fmadd_ps(bv, _mm512_loadu_ps(cp), c0);
+                c1 = _mm512_fmadd_ps(bv, _mm512_loadu_ps(cp.add(16)), c1);
             }
+            if let Some(e) = epi.as_ref() {
+                let rb = if e.row_bias.is_null() {
+                    _mm512_setzero_ps()
+                } else {
+                    _mm512_set1_ps(*e.row_bias.add(i))
+                };
+                c0 = act512(_mm512_add_ps(_mm512_add_ps(c0, rb), cb0), e.act);
+                c1 = act512(_mm512_add_ps(_mm512_add_ps(c1, rb), cb1), e.act);
+            }
+            _mm512_storeu_ps(cp, c0);
+            _mm512_storeu_ps(cp.add(16), c1);
         }
     }
 }

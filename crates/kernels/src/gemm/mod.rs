@@ -2,6 +2,8 @@
 //! blocked driver (packing and cache blocking) that the SIMD micro-kernels plug into.
 
 pub(crate) mod driver;
+pub(crate) mod epilogue;
+mod fused;
 pub(crate) mod portable;
 
 #[cfg(target_arch = "x86_64")]
@@ -12,7 +14,11 @@ pub(crate) mod avx512;
 #[cfg(test)]
 mod tests;
 
+use crate::cpu::Tier;
 use crate::error::KernelError;
+use driver::{Blocking, Window};
+
+pub use fused::PackedA;
 
 /// The signature of an sgemm slot. Callers must have checked `shape` against the slice
 /// lengths with [`SgemmShape::check`] first; [`crate::KernelTable::sgemm`] does.
@@ -82,6 +88,54 @@ impl SgemmShape {
         need("A", self.m, self.k, self.lda, a_len)?;
         need("B", self.k, self.n, self.ldb, b_len)?;
         need("C", self.m, self.n, self.ldc, c_len)
+    }
+}
+
+/// One tier's blocked sgemm: the micro-kernel's tile, the cache blocks, and the driver
+/// monomorphized for them.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct GemmImpl {
+    /// The kernel's name, as `slimnet kernels` prints it.
+    pub name: &'static str,
+    /// Rows of the micro-kernel's tile.
+    pub mr: usize,
+    /// Columns of the micro-kernel's tile.
+    pub nr: usize,
+    /// The cache blocks the table uses.
+    pub blocking: Blocking,
+    /// Computes a window; see [`driver::gemm_window`] for the contract.
+    pub run: unsafe fn(&Window, Blocking),
+    /// Packs a whole `A` for [`driver::ASrc::Packed`]; see [`driver::pack_a_full`].
+    pub pack_a: fn(m: usize, k: usize, a: &[f32], lda: usize, kc: usize, out: &mut [f32]),
+}
+
+impl GemmImpl {
+    /// The blocked sgemm of `tier`, which the caller has checked the CPU supports.
+    pub(crate) fn for_tier(tier: Tier) -> &'static GemmImpl {
+        match tier {
+            Tier::Portable => &portable::IMPL,
+            #[cfg(target_arch = "x86_64")]
+            Tier::Avx2 => &avx2::IMPL,
+            #[cfg(target_arch = "x86_64")]
+            Tier::Avx512 => &avx512::IMPL,
+            #[allow(unreachable_patterns)]
+            _ => &portable::IMPL,
+        }
+    }
+
+    /// The blocked sgemm of `tier` for products with `m` rows: on the AVX-512 tier, the
+    /// AVX2 kernel when its shorter tile wastes much less of the last row panel.
+    pub(crate) fn for_rows(tier: Tier, m: usize) -> &'static GemmImpl {
+        let best = GemmImpl::for_tier(tier);
+        #[cfg(target_arch = "x86_64")]
+        if tier == Tier::Avx512 && m > 0 {
+            let used = |mr: usize| m as f64 / (m.div_ceil(mr) * mr) as f64;
+            if used(avx2::IMPL.mr) > used(best.mr) + 0.15 {
+                return &avx2::IMPL;
+            }
+        }
+        let _ = m;
+        best
     }
 }
 

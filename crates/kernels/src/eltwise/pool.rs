@@ -14,21 +14,37 @@ use crate::table::KernelTable;
 /// `out_h`/`out_w` are the caller's (so ONNX `ceil_mode` is the caller's rounding).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub struct Pool2dParams {
+    /// Images (N).
     pub batch: usize,
+    /// Channels per image (C).
     pub channels: usize,
+    /// Input height.
     pub in_h: usize,
+    /// Input width.
     pub in_w: usize,
+    /// Window height, at least 1.
     pub kernel_h: usize,
+    /// Window width, at least 1.
     pub kernel_w: usize,
+    /// Vertical step between windows, at least 1.
     pub stride_h: usize,
+    /// Horizontal step between windows, at least 1.
     pub stride_w: usize,
+    /// Vertical step between taps, at least 1.
     pub dilation_h: usize,
+    /// Horizontal step between taps, at least 1.
     pub dilation_w: usize,
+    /// Padding rows above the input.
     pub pad_top: usize,
+    /// Padding columns left of the input.
     pub pad_left: usize,
+    /// Padding rows below the input (counted by `count_include_pad`).
     pub pad_bottom: usize,
+    /// Padding columns right of the input (counted by `count_include_pad`).
     pub pad_right: usize,
+    /// Output height.
     pub out_h: usize,
+    /// Output width.
     pub out_w: usize,
     /// Average pooling only: divide by the taps inside the padded input
     /// (`[-pad_top, in_h + pad_bottom) × [-pad_left, in_w + pad_right)`) rather than

@@ -11,4 +11,8 @@ pub enum RuntimeError {
     },
     #[error("{0}")]
     Graph(String),
+    /// A graph optimization could not proceed (the graph is left valid but possibly
+    /// partly optimized).
+    #[error("optimization pass '{pass}': {reason}")]
+    Optimize { pass: String, reason: String },
 }

@@ -23,56 +23,6 @@ const MAX_RELATIVE_ERROR: f64 = 1e-4;
 /// The smallest output scale errors are measured against.
 const SCALE_FLOOR: f64 = 0.01;
 
-struct Case {
-    name: String,
-    inputs: Vec<(String, Tensor)>,
-    outputs: Vec<(String, Tensor)>,
-}
-
-fn read_npy(path: &Path) -> Tensor {
-    let f = std::fs::File::open(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    npy::read_npy(std::io::BufReader::new(f)).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
-}
-
-/// The model file and its reference cases, from `assets/reference/<stem>.json`.
-fn reference(stem: &str) -> (PathBuf, Vec<Case>) {
-    let assets = common::assets_dir();
-    let manifest_path = assets.join(format!("reference/{stem}.json"));
-    let text = std::fs::read_to_string(&manifest_path).unwrap_or_else(|e| {
-        panic!(
-            "{}: {e} (run scripts/fetch-assets)",
-            manifest_path.display()
-        )
-    });
-    let manifest: serde_json::Value = serde_json::from_str(&text).expect("manifest JSON");
-    let tensors = |obj: &serde_json::Value| -> Vec<(String, Tensor)> {
-        obj.as_object()
-            .expect("object")
-            .iter()
-            .map(|(name, file)| {
-                (
-                    name.clone(),
-                    read_npy(&assets.join(file.as_str().expect("path"))),
-                )
-            })
-            .collect()
-    };
-    let cases = manifest["cases"]
-        .as_array()
-        .expect("cases")
-        .iter()
-        .map(|c| Case {
-            name: c["name"].as_str().unwrap().to_string(),
-            inputs: tensors(&c["inputs"]),
-            outputs: tensors(&c["outputs"]),
-        })
-        .collect();
-    (
-        assets.join(manifest["model"].as_str().expect("model path")),
-        cases,
-    )
-}
-
 /// How a check runs the model.
 #[derive(Clone, Copy, Debug)]
 enum Engine {
@@ -89,7 +39,7 @@ fn check_against_reference(stem: &str) {
 }
 
 fn check_engine_against_reference(stem: &str, engine: Engine) {
-    let (path, cases) = reference(stem);
+    let (path, cases) = common::reference(stem);
     let model = load_model(&path).unwrap_or_else(|e| panic!("{e}"));
     let mut session = match engine {
         Engine::Reference => None,
@@ -145,7 +95,7 @@ fn check_engine_against_reference(stem: &str, engine: Engine) {
 /// as a sample rate) and checks that inference gives every value a concrete shape
 /// equal to what running the model gives for its outputs.
 fn check_shapes_inferred(stem: &str) {
-    let (path, cases) = reference(stem);
+    let (path, cases) = common::reference(stem);
     let mut model: Model = load_model(&path).unwrap();
     let case = &cases[0];
     for &v in &model.graph.inputs {
@@ -187,7 +137,7 @@ fn check_shapes_inferred(stem: &str) {
 /// Exports the imported model, then has ONNX Runtime run the exported file on the
 /// reference inputs: its outputs must match ONNX Runtime's on the original.
 fn check_round_trip(stem: &str) {
-    let (path, cases) = reference(stem);
+    let (path, cases) = common::reference(stem);
     let model = load_model(&path).unwrap();
     let dir = tempfile::tempdir().unwrap();
     let exported = dir.path().join(format!("{stem}.onnx"));
@@ -223,7 +173,7 @@ fn check_round_trip(stem: &str) {
         let file = listing["outputs"][name]
             .as_str()
             .unwrap_or_else(|| panic!("exported {stem} lacks output '{name}'"));
-        let got = read_npy(Path::new(file));
+        let got = common::read_npy(Path::new(file));
         assert_eq!(got.shape(), want.shape());
         let err = common::relative_max_error(&got, want, SCALE_FLOOR);
         assert!(

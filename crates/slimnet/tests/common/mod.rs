@@ -3,9 +3,9 @@
 
 #![allow(dead_code)]
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
-use slimnet::tensor::{Tensor, TensorData};
+use slimnet::tensor::{npy, Tensor, TensorData};
 
 /// The fetched assets folder; panics with the command to run when it is missing.
 pub fn assets_dir() -> PathBuf {
@@ -14,6 +14,56 @@ pub fn assets_dir() -> PathBuf {
         panic!("the test assets are missing: run `scripts/fetch-assets` from the repository root first");
     }
     dir
+}
+
+pub struct Case {
+    pub name: String,
+    pub inputs: Vec<(String, Tensor)>,
+    pub outputs: Vec<(String, Tensor)>,
+}
+
+pub fn read_npy(path: &Path) -> Tensor {
+    let f = std::fs::File::open(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    npy::read_npy(std::io::BufReader::new(f)).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+/// The model file and its reference cases, from `assets/reference/<stem>.json`.
+pub fn reference(stem: &str) -> (PathBuf, Vec<Case>) {
+    let assets = assets_dir();
+    let manifest_path = assets.join(format!("reference/{stem}.json"));
+    let text = std::fs::read_to_string(&manifest_path).unwrap_or_else(|e| {
+        panic!(
+            "{}: {e} (run scripts/fetch-assets)",
+            manifest_path.display()
+        )
+    });
+    let manifest: serde_json::Value = serde_json::from_str(&text).expect("manifest JSON");
+    let tensors = |obj: &serde_json::Value| -> Vec<(String, Tensor)> {
+        obj.as_object()
+            .expect("object")
+            .iter()
+            .map(|(name, file)| {
+                (
+                    name.clone(),
+                    read_npy(&assets.join(file.as_str().expect("path"))),
+                )
+            })
+            .collect()
+    };
+    let cases = manifest["cases"]
+        .as_array()
+        .expect("cases")
+        .iter()
+        .map(|c| Case {
+            name: c["name"].as_str().unwrap().to_string(),
+            inputs: tensors(&c["inputs"]),
+            outputs: tensors(&c["outputs"]),
+        })
+        .collect();
+    (
+        assets.join(manifest["model"].as_str().expect("model path")),
+        cases,
+    )
 }
 
 /// Largest absolute difference divided by the scale of the output: the largest

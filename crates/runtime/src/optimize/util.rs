@@ -1,0 +1,251 @@
+//! Graph helpers shared by the passes: use counts, redirecting reads (including
+//! reads by name from subgraphs), fresh names, and rebuilding the node list.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+
+use slimnet_ir::{Graph, Node, NodeId, Value, ValueId};
+use slimnet_tensor::Tensor;
+
+use crate::RuntimeError;
+
+/// Who produces and who reads each value of a graph, computed once per sweep.
+pub(crate) struct Uses {
+    /// Reads per value: node inputs, captures by subgraphs, and graph outputs.
+    pub count: Vec<usize>,
+    /// For each value, its producing node and output slot.
+    pub producer: Vec<Option<(NodeId, usize)>>,
+    pub is_output: Vec<bool>,
+    pub is_input: Vec<bool>,
+}
+
+impl Uses {
+    pub fn of(graph: &Graph) -> Uses {
+        let n = graph.values.len();
+        let mut count = vec![0; n];
+        let mut producer = vec![None; n];
+        let mut is_output = vec![false; n];
+        let mut is_input = vec![false; n];
+        let index = graph.value_index();
+        for (i, node) in graph.nodes.iter().enumerate() {
+            for &v in node.inputs.iter().flatten() {
+                count[v] += 1;
+            }
+            for sub in node.op.subgraphs() {
+                for name in sub.captured_names() {
+                    if let Some(&v) = index.get(name.as_str()) {
+                        count[v] += 1;
+                    }
+                }
+            }
+            for (k, o) in node.outputs.iter().enumerate() {
+                if let Some(o) = *o {
+                    producer[o] = Some((i, k));
+                }
+            }
+        }
+        for &o in &graph.outputs {
+            count[o] += 1;
+            is_output[o] = true;
+        }
+        for &i in &graph.inputs {
+            is_input[i] = true;
+        }
+        Uses {
+            count,
+            producer,
+            is_output,
+            is_input,
+        }
+    }
+
+    /// The node producing `v`, when `v` is read exactly once (by the node that asks)
+    /// and is not a graph output: such a producer can be rewritten freely.
+    pub fn sole_producer(&self, v: ValueId) -> Option<NodeId> {
+        if self.count[v] != 1 || self.is_output[v] {
+            return None;
+        }
+        self.producer[v].map(|(n, _)| n)
+    }
+}
+
+/// The constant held by a value, if any.
+pub(crate) fn constant(graph: &Graph, v: ValueId) -> Option<&Tensor> {
+    graph.values.get(v)?.constant.as_deref()
+}
+
+/// The single value of a constant whose elements are all equal (and that has at
+/// most one element, so it cannot change the shape it is broadcast against more
+/// than a scalar would).
+pub(crate) fn scalar_constant(graph: &Graph, v: ValueId) -> Option<f64> {
+    let t = constant(graph, v)?;
+    if t.len() != 1 {
+        return None;
+    }
+    t.to_vec::<f64>().ok()?.first().copied()
+}
+
+/// True when every element of the constant `v` equals `x` (and it has any).
+pub(crate) fn constant_all(graph: &Graph, v: ValueId, x: f64) -> bool {
+    constant(graph, v)
+        .and_then(|t| t.to_vec::<f64>().ok())
+        .is_some_and(|e| !e.is_empty() && e.iter().all(|&y| y == x))
+}
+
+/// Makes every read of `old` a read of `new`: node inputs, and captures by name in
+/// subgraphs. Graph outputs are left alone; callers handle them.
+pub(crate) fn redirect(graph: &mut Graph, old: ValueId, new: ValueId) {
+    let from = graph.values[old].name.clone();
+    let to = graph.values[new].name.clone();
+    let mut renames = HashMap::new();
+    if from != to {
+        renames.insert(from, to);
+    }
+    for node in &mut graph.nodes {
+        for input in node.inputs.iter_mut().flatten() {
+            if *input == old {
+                *input = new;
+            }
+        }
+        if !renames.is_empty() {
+            for sub in node.op.subgraphs_mut() {
+                rename_captures(sub, &renames);
+            }
+        }
+    }
+}
+
+/// Renames what `sub` (and the subgraphs inside it) read by name from enclosing
+/// scopes, except names `sub` defines itself.
+pub(crate) fn rename_captures(sub: &mut Graph, renames: &HashMap<String, String>) {
+    let local: HashSet<&str> = sub
+        .values
+        .iter()
+        .filter(|v| !v.outer)
+        .map(|v| v.name.as_str())
+        .collect();
+    let inner: HashMap<String, String> = renames
+        .iter()
+        .filter(|(k, _)| !local.contains(k.as_str()))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    if inner.is_empty() {
+        return;
+    }
+    for v in &mut sub.values {
+        if v.outer {
+            if let Some(n) = inner.get(&v.name) {
+                v.name = n.clone();
+            }
+        }
+    }
+    for node in &mut sub.nodes {
+        for s in node.op.subgraphs_mut() {
+            rename_captures(s, &inner);
+        }
+    }
+}
+
+/// Value names in use in a graph, to hand out fresh ones.
+pub(crate) struct Names(HashSet<String>);
+
+impl Names {
+    pub fn of(graph: &Graph) -> Names {
+        Names(graph.values.iter().map(|v| v.name.clone()).collect())
+    }
+
+    /// `base` if unused, else `base_1`, `base_2`, ...; the name is then taken.
+    pub fn fresh(&mut self, base: &str) -> String {
+        let mut name = base.to_string();
+        let mut k = 1;
+        while self.0.contains(&name) {
+            name = format!("{base}_{k}");
+            k += 1;
+        }
+        self.0.insert(name.clone());
+        name
+    }
+}
+
+/// Adds a constant value with a fresh name derived from `base`.
+pub(crate) fn add_constant(graph: &mut Graph, names: &mut Names, base: &str, t: Tensor) -> ValueId {
+    let mut v = Value::new(names.fresh(base));
+    v.info = slimnet_ir::ValueInfo::of_tensor(&t);
+    v.constant = Some(Arc::new(t));
+    graph.add_value(v)
+}
+
+/// Adds a value without a producer yet (for a new node's output).
+pub(crate) fn add_value(
+    graph: &mut Graph,
+    names: &mut Names,
+    base: &str,
+    info: slimnet_ir::ValueInfo,
+) -> ValueId {
+    let mut v = Value::new(names.fresh(base));
+    v.info = info;
+    graph.add_value(v)
+}
+
+/// Drops the nodes flagged in `removed`, appends `added` and re-sorts.
+pub(crate) fn finish(
+    graph: &mut Graph,
+    pass: &str,
+    removed: &[bool],
+    added: Vec<Node>,
+) -> Result<(), RuntimeError> {
+    let mut k = 0;
+    graph.nodes.retain(|_| {
+        let keep = !removed.get(k).copied().unwrap_or(false);
+        k += 1;
+        keep
+    });
+    graph.nodes.extend(added);
+    graph.sort().map_err(|e| RuntimeError::Optimize {
+        pass: pass.into(),
+        reason: e.to_string(),
+    })
+}
+
+/// Removes values nothing refers to (not an input, output, node operand, or a name
+/// a subgraph captures) and renumbers the rest.
+pub(crate) fn compact(graph: &mut Graph) {
+    let mut keep = vec![false; graph.values.len()];
+    for &v in graph.inputs.iter().chain(&graph.outputs) {
+        keep[v] = true;
+    }
+    let index = graph.value_index();
+    for node in &graph.nodes {
+        for &v in node.inputs.iter().chain(&node.outputs).flatten() {
+            keep[v] = true;
+        }
+        for sub in node.op.subgraphs() {
+            for name in sub.captured_names() {
+                if let Some(&v) = index.get(name.as_str()) {
+                    keep[v] = true;
+                }
+            }
+        }
+    }
+    let mut map = vec![usize::MAX; graph.values.len()];
+    let old = std::mem::take(&mut graph.values);
+    for (i, v) in old.into_iter().enumerate() {
+        if keep[i] {
+            map[i] = graph.values.len();
+            graph.values.push(v);
+        }
+    }
+    for v in graph.inputs.iter_mut().chain(graph.outputs.iter_mut()) {
+        *v = map[*v];
+    }
+    for node in &mut graph.nodes {
+        for v in node
+            .inputs
+            .iter_mut()
+            .chain(node.outputs.iter_mut())
+            .flatten()
+        {
+            *v = map[*v];
+        }
+    }
+}

@@ -189,6 +189,13 @@ def cpu_name():
     return platform.processor() or "unknown"
 
 
+def load_average():
+    try:
+        return " ".join(Path("/proc/loadavg").read_text().split()[:3])
+    except OSError:
+        return "unknown"
+
+
 def versions():
     def py(python, code):
         if not python.exists():
@@ -265,7 +272,7 @@ def table(rows, engines, threads, notes):
     return lines, mem
 
 
-def write_report(path, args, engines, rows, micro, vers, base):
+def write_report(path, args, engines, rows, micro, vers, base, loads):
     names = engines.available
     notes = Notes()
     cmd = "bench/compare" + "".join(f" {a}" for a in sys.argv[1:])
@@ -294,6 +301,8 @@ def write_report(path, args, engines, rows, micro, vers, base):
         f"- machine: {cpu_name()}, {os.cpu_count()} logical CPUs, "
         f"{platform.system()} {platform.machine()}",
         f"- date: {datetime.date.today().isoformat()}",
+        f"- load average (1, 5, 15 min) before: {loads[0]}, after: {loads[1]} "
+        "(other work on a shared machine makes every number noisier, 2-thread ones most)",
         "- slimnet: `slimnet bench --json`" + (" --threads N" if engines.slimnet_threads else
                                                " (this build has no --threads: one thread only)"),
         *[f"- {d}" for d in peers_desc],
@@ -353,6 +362,7 @@ def main():
         ap.error(f"unknown engines {sorted(unknown)}; known: {ENGINES}")
     models = set(filter(None, args.models.split(","))) or (set(SMALL_MODELS) if args.quick else None)
 
+    load_before = load_average()
     engines = Engines(wanted, args.runs, args.warmup, args.timeout)
     for e, why in engines.missing.items():
         print(f"warning: {e} {why}", file=sys.stderr)
@@ -371,7 +381,8 @@ def main():
         rows.append((m.stem, input_shapes(spec), by_thread))
     micro = [] if args.no_micro else microbenchmarks(args.fma_peak)
     out = ROOT / args.out
-    write_report(out, args, engines, rows, micro, versions(), baselines(engines))
+    loads = (load_before, load_average())
+    write_report(out, args, engines, rows, micro, versions(), baselines(engines), loads)
     print(f"wrote {out}")
 
 

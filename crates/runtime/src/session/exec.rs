@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::time::Instant;
 
 use slimnet_ir::{Op, ValueId};
-use slimnet_kernels::{Activation, KernelTable, Threads};
+use slimnet_kernels::{KernelTable, Threads};
 use slimnet_tensor::{Tensor, TensorData};
 
 use super::lower::{GemmStep, Lowered};
@@ -217,16 +217,28 @@ fn run_step(
                 _ => run_reference(plan, ws, step),
             }
         }
-        Lowered::Gemm(gemm) => {
-            let _ = threads;
-            run_gemm(
-                table,
-                gemm,
-                io.read(input(0)?)?,
-                gemm_b(&io, gemm, step)?,
-                io.write(out(0)?)?,
-            )
+        Lowered::Gemm(gemm) => gemm.run(
+            table,
+            threads,
+            io.read(input(0)?)?,
+            gemm_b(&io, gemm, step)?,
+            io.write(out(0)?)?,
+        ),
+        Lowered::Conv(conv) => conv.run(
+            table,
+            threads,
+            io.read(input(0)?)?,
+            io.write(out(0)?)?,
+            &mut ws.scratch,
+        ),
+        Lowered::Eltwise(e) => {
+            let b = match step.inputs.get(1).copied().flatten() {
+                Some(v) => Some(io.read(v)?),
+                None => None,
+            };
+            e.run(table, threads, io.read(input(0)?)?, b, io.write(out(0)?)?)
         }
+        Lowered::Pool(p) => p.run(table, threads, io.read(input(0)?)?, io.write(out(0)?)?),
         Lowered::Reference => run_reference(plan, ws, step),
     }
 }
@@ -235,53 +247,6 @@ fn gemm_b<'a>(io: &Io<'a>, gemm: &'a GemmStep, step: &Step) -> Result<&'a [f32],
     match &gemm.b_const {
         Some(b) => Ok(b),
         None => io.read(step.inputs[1].ok_or("input B missing")?),
-    }
-}
-
-fn run_gemm(
-    table: &KernelTable,
-    g: &GemmStep,
-    a: &[f32],
-    b: &[f32],
-    c: &mut [f32],
-) -> Result<(), String> {
-    let s = g.shape;
-    let c_stride = s.m * s.n;
-    for i in 0..g.batch {
-        let c_part = &mut c[i * c_stride..(i + 1) * c_stride];
-        table
-            .sgemm(&s, &a[i * g.a_stride..], &b[i * g.b_stride..], 0.0, c_part)
-            .map_err(|e| e.to_string())?;
-        if let Some(bias) = &g.bias {
-            for row in c_part.chunks_mut(s.n) {
-                row.iter_mut().zip(bias).for_each(|(x, b)| *x += b);
-            }
-        }
-        if g.activation != Activation::Identity {
-            c_part
-                .iter_mut()
-                .for_each(|x| *x = activate(g.activation, *x));
-        }
-    }
-    Ok(())
-}
-
-fn activate(act: Activation, x: f32) -> f32 {
-    match act {
-        Activation::Identity => x,
-        Activation::Relu => x.max(0.0),
-        Activation::LeakyRelu { alpha } => {
-            if x >= 0.0 {
-                x
-            } else {
-                alpha * x
-            }
-        }
-        Activation::Clip { min, max } => x.max(min).min(max),
-        Activation::Sigmoid => 1.0 / (1.0 + (-x).exp()),
-        Activation::HardSigmoid { alpha, beta } => (alpha * x + beta).clamp(0.0, 1.0),
-        Activation::HardSwish => x * (x / 6.0 + 0.5).clamp(0.0, 1.0),
-        Activation::Tanh => x.tanh(),
     }
 }
 

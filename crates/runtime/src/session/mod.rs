@@ -9,10 +9,11 @@ mod plan;
 
 use std::time::Duration;
 
-use slimnet_ir::{infer_shapes, Dim, Model};
+use slimnet_ir::{infer_shapes, Model};
 use slimnet_kernels::{KernelTable, Threads};
 use slimnet_tensor::{DType, Tensor};
 
+use crate::optimize::{optimize, specialize, InputBinding, OptimizeOptions};
 use crate::{check_inputs, ReferenceFolder, RuntimeError};
 use exec::Workspace;
 use plan::Plan;
@@ -220,13 +221,22 @@ impl Session {
         }
         check_inputs(graph, &named)?;
         let key: PlanKey = inputs.iter().map(|t| key_of(t)).collect();
+        let bindings: Vec<InputBinding> = named
+            .into_iter()
+            .map(|(name, t)| InputBinding {
+                name,
+                shape: t.shape().to_vec(),
+                value: small_int_value(&t).is_some().then_some(t),
+            })
+            .collect();
         let mut specialized = self.model.clone();
-        for (&v, t) in specialized.graph.inputs.clone().iter().zip(inputs) {
-            let value = &mut specialized.graph.values[v];
-            value.info.shape = Some(t.shape().iter().map(|&d| Dim::Known(d)).collect());
+        specialize(&mut specialized, &bindings)?;
+        if self.options.optimize {
+            optimize(&mut specialized, &OptimizeOptions::default())?;
+        } else {
+            infer_shapes(&mut specialized.graph, &ReferenceFolder)
+                .map_err(|e| RuntimeError::Graph(e.to_string()))?;
         }
-        infer_shapes(&mut specialized.graph, &ReferenceFolder)
-            .map_err(|e| RuntimeError::Graph(e.to_string()))?;
         let plan = Plan::build(specialized.graph, self.table, &self.threads)?;
         let ws = Workspace::new(&plan);
         if self.plans.len() >= 4 {

@@ -3,7 +3,7 @@
 
 use slimnet_ir::ops::nn::Gemm;
 use slimnet_ir::NodeId;
-use slimnet_kernels::{Activation, SgemmShape};
+use slimnet_kernels::{Activation, Bias, Epilogue, KernelTable, SgemmShape, Threads};
 
 use super::{constant_f32, fusable_activation, is_f32, Context, Lowered, Lowering};
 
@@ -21,12 +21,43 @@ pub(crate) struct GemmStep {
     pub activation: Activation,
 }
 
+impl GemmStep {
+    pub(crate) fn run(
+        &self,
+        table: &KernelTable,
+        threads: &Threads,
+        a: &[f32],
+        b: &[f32],
+        c: &mut [f32],
+    ) -> Result<(), String> {
+        let s = self.shape;
+        let epilogue = Epilogue {
+            bias: self.bias.as_deref().map_or(Bias::None, Bias::PerColumn),
+            activation: self.activation,
+        };
+        let c_stride = s.m * s.n;
+        for i in 0..self.batch {
+            table
+                .sgemm_fused(
+                    &s,
+                    &a[i * self.a_stride..],
+                    &b[i * self.b_stride..],
+                    &mut c[i * c_stride..(i + 1) * c_stride],
+                    &epilogue,
+                    threads,
+                )
+                .map_err(|e| e.to_string())?;
+        }
+        Ok(())
+    }
+}
+
 fn with_activation(ctx: &Context, out: usize, step: GemmStep) -> Lowering {
     let mut step = step;
     let mut fused = Vec::new();
-    if let Some((node, act)) = fusable_activation(ctx, out) {
+    if let Some((nodes, act)) = fusable_activation(ctx, out) {
         step.activation = act;
-        fused.push(node);
+        fused = nodes;
     }
     Lowering {
         kernel: Lowered::Gemm(Box::new(step)),

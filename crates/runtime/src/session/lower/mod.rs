@@ -1,14 +1,20 @@
 //! Lowering: choosing the kernel for each node, fusing what follows it where that
 //! saves a pass over memory.
 
+mod conv;
+mod eltwise;
 mod gemm;
+mod pool;
 
 use slimnet_ir::ops::{ElementwiseOp, NnOp, ShapeOp};
 use slimnet_ir::{Graph, NodeId, Op, ValueId};
 use slimnet_kernels::{Activation, KernelTable, Threads};
 use slimnet_tensor::DType;
 
+pub(crate) use conv::ConvStep;
+pub(crate) use eltwise::EltwiseStep;
 pub(crate) use gemm::GemmStep;
+pub(crate) use pool::PoolStep;
 
 /// What lowering needs to know about the graph.
 pub(crate) struct Context<'a> {
@@ -30,6 +36,12 @@ pub(crate) enum Lowered {
     Alias,
     /// Matrix multiply with fused bias and activation.
     Gemm(Box<GemmStep>),
+    /// Convolution with fused bias and activation.
+    Conv(Box<ConvStep>),
+    /// Elementwise ops and softmax.
+    Eltwise(EltwiseStep),
+    /// Pooling.
+    Pool(PoolStep),
 }
 
 impl Lowered {
@@ -39,6 +51,9 @@ impl Lowered {
             Lowered::Reference => "reference",
             Lowered::Alias => "alias",
             Lowered::Gemm(_) => "sgemm",
+            Lowered::Conv(c) => c.path,
+            Lowered::Eltwise(e) => e.name(),
+            Lowered::Pool(p) => p.name(),
         }
     }
 }
@@ -68,13 +83,18 @@ pub(crate) fn lower(ctx: &Context, n: NodeId) -> Result<Lowering, String> {
     let lowered = match &node.op {
         Op::Nn(NnOp::Gemm(g)) => gemm::lower_gemm(ctx, n, g)?,
         Op::Nn(NnOp::MatMul) => gemm::lower_matmul(ctx, n)?,
+        Op::Nn(NnOp::Conv(c)) => conv::lower_conv(ctx, n, c)?,
+        Op::Nn(
+            NnOp::MaxPool(_) | NnOp::AveragePool(_) | NnOp::GlobalAveragePool,
+        ) => pool::lower_pool(ctx, n)?,
+        Op::Elementwise(ElementwiseOp::Identity) => alias(ctx, n),
+        Op::Elementwise(_) | Op::Reduce(_) => eltwise::lower_eltwise(ctx, n),
         Op::Shape(
             ShapeOp::Reshape { .. }
             | ShapeOp::Flatten { .. }
             | ShapeOp::Squeeze { .. }
             | ShapeOp::Unsqueeze { .. },
-        )
-        | Op::Elementwise(ElementwiseOp::Identity) => alias(ctx, n),
+        ) => alias(ctx, n),
         _ => None,
     };
     Ok(lowered.unwrap_or_else(Lowering::reference))
@@ -105,15 +125,55 @@ pub(crate) fn constant_f32<'a>(ctx: &Context<'a>, v: ValueId) -> Option<&'a [f32
     c.as_slice::<f32>().ok()
 }
 
-/// The activation node that alone reads `value` and can be fused into its producer,
-/// with the activation it applies.
-pub(crate) fn fusable_activation(ctx: &Context, value: ValueId) -> Option<(NodeId, Activation)> {
-    let [c] = ctx.consumers[value][..] else {
+/// The activation node(s) that alone read `value` and can be fused into its
+/// producer, with the activation they apply: a single activation node, or the
+/// `x * HardSigmoid(x)` pair (alpha 1/6, beta 1/2) that is a HardSwish.
+pub(crate) fn fusable_activation(
+    ctx: &Context,
+    value: ValueId,
+) -> Option<(Vec<NodeId>, Activation)> {
+    match ctx.consumers[value][..] {
+        [c] if c != usize::MAX => {
+            let act = activation_of(ctx, c, value)?;
+            Some((vec![c], act))
+        }
+        [c1, c2] if c1 != usize::MAX && c2 != usize::MAX => hard_swish_pair(ctx, value, c1, c2)
+            .or_else(|| hard_swish_pair(ctx, value, c2, c1)),
+        _ => None,
+    }
+}
+
+/// `sig = HardSigmoid(value)` (alpha 1/6, beta 1/2) read only by `mul = value * sig`.
+fn hard_swish_pair(
+    ctx: &Context,
+    value: ValueId,
+    sig: NodeId,
+    mul: NodeId,
+) -> Option<(Vec<NodeId>, Activation)> {
+    let g = ctx.graph;
+    let Op::Elementwise(ElementwiseOp::HardSigmoid { alpha, beta }) = &g.nodes[sig].op else {
         return None;
     };
-    if c == usize::MAX {
+    if (alpha - 1.0 / 6.0).abs() > 1e-7 || (beta - 0.5).abs() > 1e-7 {
         return None;
     }
+    let sig_out = g.nodes[sig].outputs.first().copied().flatten()?;
+    if g.nodes[sig].inputs.first().copied().flatten() != Some(value)
+        || ctx.consumers[sig_out][..] != [mul]
+        || !matches!(g.nodes[mul].op, Op::Elementwise(ElementwiseOp::Mul))
+    {
+        return None;
+    }
+    let ins: Vec<Option<ValueId>> = g.nodes[mul].inputs.clone();
+    let pair_ok = ins == [Some(value), Some(sig_out)] || ins == [Some(sig_out), Some(value)];
+    let out = g.nodes[mul].outputs.first().copied().flatten()?;
+    (pair_ok && is_f32(ctx, out) && ctx.shapes[out] == ctx.shapes[value])
+        .then(|| (vec![sig, mul], Activation::HardSwish))
+}
+
+/// The activation node `c` applies to its first input `value`, if it is one that
+/// kernels can fuse.
+pub(crate) fn activation_of(ctx: &Context, c: NodeId, value: ValueId) -> Option<Activation> {
     let node = &ctx.graph.nodes[c];
     if node.inputs.first().copied().flatten() != Some(value) {
         return None;
@@ -131,25 +191,24 @@ pub(crate) fn fusable_activation(ctx: &Context, value: ValueId) -> Option<(NodeI
             },
         }
     };
-    let act = match &node.op {
-        Op::Elementwise(e) => match e {
-            ElementwiseOp::Relu => Activation::Relu,
-            ElementwiseOp::LeakyRelu { alpha } => Activation::LeakyRelu { alpha: *alpha },
-            ElementwiseOp::Sigmoid => Activation::Sigmoid,
-            ElementwiseOp::Tanh => Activation::Tanh,
-            ElementwiseOp::HardSigmoid { alpha, beta } => Activation::HardSigmoid {
-                alpha: *alpha,
-                beta: *beta,
-            },
-            ElementwiseOp::HardSwish => Activation::HardSwish,
-            ElementwiseOp::Clip { min, max } => {
-                let lo = min.or(scalar(1)?).unwrap_or(f32::NEG_INFINITY);
-                let hi = max.or(scalar(2)?).unwrap_or(f32::INFINITY);
-                Activation::Clip { min: lo, max: hi }
-            }
-            _ => return None,
-        },
-        _ => return None,
+    let Op::Elementwise(e) = &node.op else {
+        return None;
     };
-    Some((c, act))
+    Some(match e {
+        ElementwiseOp::Relu => Activation::Relu,
+        ElementwiseOp::LeakyRelu { alpha } => Activation::LeakyRelu { alpha: *alpha },
+        ElementwiseOp::Sigmoid => Activation::Sigmoid,
+        ElementwiseOp::Tanh => Activation::Tanh,
+        ElementwiseOp::HardSigmoid { alpha, beta } => Activation::HardSigmoid {
+            alpha: *alpha,
+            beta: *beta,
+        },
+        ElementwiseOp::HardSwish => Activation::HardSwish,
+        ElementwiseOp::Clip { min, max } => {
+            let lo = min.or(scalar(1)?).unwrap_or(f32::NEG_INFINITY);
+            let hi = max.or(scalar(2)?).unwrap_or(f32::INFINITY);
+            Activation::Clip { min: lo, max: hi }
+        }
+        _ => return None,
+    })
 }

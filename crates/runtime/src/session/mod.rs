@@ -204,6 +204,13 @@ impl Session {
             .collect()
     }
 
+    /// Clears the timings gathered so far (warm-up runs, say).
+    pub fn reset_profile(&mut self) {
+        for (_, _, ws) in &mut self.plans {
+            ws.timings.iter_mut().for_each(|t| *t = Default::default());
+        }
+    }
+
     fn build_plan(&mut self, inputs: &[&Tensor]) -> Result<usize, RuntimeError> {
         let graph = &self.model.graph;
         let named: Vec<(String, Tensor)> = graph

@@ -44,11 +44,17 @@ impl ConvStep {
 
 /// Lowers a 1-D or 2-D Conv whose input is f32 with a known shape and whose weights
 /// (and bias, if any) are constants.
-pub(crate) fn lower_conv(ctx: &Context, n: NodeId, conv: &Conv) -> Result<Option<Lowering>, String> {
+pub(crate) fn lower_conv(
+    ctx: &Context,
+    n: NodeId,
+    conv: &Conv,
+) -> Result<Option<Lowering>, String> {
     let node = &ctx.graph.nodes[n];
-    let (Some(Some(x)), Some(Some(w)), Some(Some(y))) =
-        (node.inputs.first(), node.inputs.get(1), node.outputs.first())
-    else {
+    let (Some(Some(x)), Some(Some(w)), Some(Some(y))) = (
+        node.inputs.first(),
+        node.inputs.get(1),
+        node.outputs.first(),
+    ) else {
         return Ok(None);
     };
     if !is_f32(ctx, *x) || !is_f32(ctx, *y) {

@@ -20,7 +20,11 @@ pub(crate) enum EltwiseStep {
         activation: Activation,
     },
     /// Softmax (or log-softmax) over rows of `cols` elements.
-    Softmax { rows: usize, cols: usize, log: bool },
+    Softmax {
+        rows: usize,
+        cols: usize,
+        log: bool,
+    },
 }
 
 impl EltwiseStep {
@@ -35,7 +39,9 @@ impl EltwiseStep {
     ) -> Result<(), String> {
         let e = |e: slimnet_kernels::KernelError| e.to_string();
         match self {
-            EltwiseStep::Activation(act) => table.activate_into_par(*act, a, out, threads).map_err(e),
+            EltwiseStep::Activation(act) => {
+                table.activate_into_par(*act, a, out, threads).map_err(e)
+            }
             EltwiseStep::Unary(op) => table.unary_par(*op, a, out, threads).map_err(e),
             EltwiseStep::Binary {
                 op,
@@ -43,7 +49,9 @@ impl EltwiseStep {
                 activation,
             } => {
                 let b = b.ok_or("second operand missing")?;
-                table.binary_par(*op, a, b, out, *layout, threads).map_err(e)?;
+                table
+                    .binary_par(*op, a, b, out, *layout, threads)
+                    .map_err(e)?;
                 if *activation != Activation::Identity {
                     table.activate_par(*activation, out, threads);
                 }
@@ -87,7 +95,8 @@ pub(crate) fn lower_eltwise(ctx: &Context, n: NodeId) -> Option<Lowering> {
         return None;
     }
     if let Some(act) = activation_of(ctx, n, x) {
-        return (ctx.shapes[x] == ctx.shapes[y]).then(|| step(EltwiseStep::Activation(act), vec![]))?;
+        return (ctx.shapes[x] == ctx.shapes[y])
+            .then(|| step(EltwiseStep::Activation(act), vec![]))?;
     }
     let unary = |op| (node.inputs.len() == 1).then(|| step(EltwiseStep::Unary(op), vec![]))?;
     match &node.op {
@@ -111,8 +120,12 @@ pub(crate) fn lower_eltwise(ctx: &Context, n: NodeId) -> Option<Lowering> {
             ElementwiseOp::Min if node.inputs.len() == 2 => binary(ctx, n, BinaryOp::Min),
             _ => None,
         },
-        Op::Reduce(ReduceOp::Softmax { axis, coerce_2d }) => softmax(ctx, n, *axis, *coerce_2d, false),
-        Op::Reduce(ReduceOp::LogSoftmax { axis, coerce_2d }) => softmax(ctx, n, *axis, *coerce_2d, true),
+        Op::Reduce(ReduceOp::Softmax { axis, coerce_2d }) => {
+            softmax(ctx, n, *axis, *coerce_2d, false)
+        }
+        Op::Reduce(ReduceOp::LogSoftmax { axis, coerce_2d }) => {
+            softmax(ctx, n, *axis, *coerce_2d, true)
+        }
         _ => None,
     }
 }
@@ -165,7 +178,10 @@ fn mid_block(small: &[usize], out: &[usize]) -> Option<(usize, usize, usize)> {
 
 fn binary(ctx: &Context, n: NodeId, op: BinaryOp) -> Option<Lowering> {
     let node = &ctx.graph.nodes[n];
-    let (a, b) = (node.inputs.first().copied()??, node.inputs.get(1).copied()??);
+    let (a, b) = (
+        node.inputs.first().copied()??,
+        node.inputs.get(1).copied()??,
+    );
     let y = node.outputs[0]?;
     if !is_f32(ctx, b) {
         return None;

@@ -84,9 +84,9 @@ pub(crate) fn lower(ctx: &Context, n: NodeId) -> Result<Lowering, String> {
         Op::Nn(NnOp::Gemm(g)) => gemm::lower_gemm(ctx, n, g)?,
         Op::Nn(NnOp::MatMul) => gemm::lower_matmul(ctx, n)?,
         Op::Nn(NnOp::Conv(c)) => conv::lower_conv(ctx, n, c)?,
-        Op::Nn(
-            NnOp::MaxPool(_) | NnOp::AveragePool(_) | NnOp::GlobalAveragePool,
-        ) => pool::lower_pool(ctx, n)?,
+        Op::Nn(NnOp::MaxPool(_) | NnOp::AveragePool(_) | NnOp::GlobalAveragePool) => {
+            pool::lower_pool(ctx, n)?
+        }
         Op::Elementwise(ElementwiseOp::Identity) => alias(ctx, n),
         Op::Elementwise(_) | Op::Reduce(_) => eltwise::lower_eltwise(ctx, n),
         Op::Shape(
@@ -137,8 +137,9 @@ pub(crate) fn fusable_activation(
             let act = activation_of(ctx, c, value)?;
             Some((vec![c], act))
         }
-        [c1, c2] if c1 != usize::MAX && c2 != usize::MAX => hard_swish_pair(ctx, value, c1, c2)
-            .or_else(|| hard_swish_pair(ctx, value, c2, c1)),
+        [c1, c2] if c1 != usize::MAX && c2 != usize::MAX => {
+            hard_swish_pair(ctx, value, c1, c2).or_else(|| hard_swish_pair(ctx, value, c2, c1))
+        }
         _ => None,
     }
 }

@@ -13,7 +13,10 @@ pub(crate) enum PoolStep {
     Max(Pool2dParams),
     Average(Pool2dParams),
     /// One mean per `spatial`-element plane, `planes` of them.
-    GlobalAverage { planes: usize, spatial: usize },
+    GlobalAverage {
+        planes: usize,
+        spatial: usize,
+    },
 }
 
 impl PoolStep {

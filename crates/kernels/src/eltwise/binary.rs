@@ -1,6 +1,8 @@
 //! Binary ops with the broadcasting layouts that ONNX graphs need most: same shape,
 //! a scalar on either side, and one operand repeated along the outer and inner axes.
 
+use std::cell::Cell;
+
 use super::simd::{simd_entries, Simd};
 use super::{split_range, PAR_MIN_CHUNK};
 use crate::error::KernelError;
@@ -303,6 +305,11 @@ unsafe fn run_scalar(op: BinaryOp, job: &BinJob, start: usize, end: usize) {
     }
 }
 
+thread_local! {
+    /// Storage for expanded small operands, reused by later calls on this thread.
+    static EXPANDED: Cell<Vec<f32>> = const { Cell::new(Vec::new()) };
+}
+
 /// Below this many repeats, a small operand is expanded so the kernel can stream it.
 const EXPAND_INNER: usize = 16;
 
@@ -435,7 +442,7 @@ impl KernelTable {
     ) {
         let mut job = BinJob { a, b, out, layout };
         let mut op = op;
-        let expanded: Vec<f32>;
+        let mut expanded = EXPANDED.with(Cell::take);
         match layout {
             // SAFETY: a scalar `b` holds one value.
             BinaryLayout::ScalarB if op == BinaryOp::Pow && unsafe { *b } == 2.0 => {
@@ -454,10 +461,8 @@ impl KernelTable {
                 let small = if small_is_a { a } else { b };
                 // SAFETY: the small operand holds `mid` values.
                 let small = unsafe { std::slice::from_raw_parts(small, mid) };
-                expanded = small
-                    .iter()
-                    .flat_map(|&v| std::iter::repeat_n(v, inner))
-                    .collect();
+                expanded.clear();
+                expanded.extend(small.iter().flat_map(|&v| std::iter::repeat_n(v, inner)));
                 let wide = (outer, mid * inner, 1);
                 job.layout = if small_is_a {
                     job.a = expanded.as_ptr();
@@ -483,5 +488,6 @@ impl KernelTable {
         split_range(threads, n, PAR_MIN_CHUNK, 16, |s, e| unsafe {
             f(op, job, s, e)
         });
+        EXPANDED.with(|cell| cell.set(expanded));
     }
 }

@@ -1,5 +1,7 @@
 //! 2-D max and average pooling over NCHW planes.
 
+use std::cell::Cell;
+
 use super::simd::{simd_entries, Simd};
 use super::{split_range, SharedPtr, PAR_MIN_CHUNK};
 use crate::error::KernelError;
@@ -108,8 +110,23 @@ impl Pool2dParams {
     }
 }
 
-/// How many taps of each output position along one axis fall inside `[lo, hi)`.
+/// Per-axis tables a pooling call computes, kept per thread so that steady-state
+/// calls reuse their storage instead of allocating.
+#[derive(Default)]
+struct PoolTables {
+    hc: Vec<f32>,
+    wc: Vec<f32>,
+    w_ranges: Vec<(isize, usize, usize)>,
+}
+
+thread_local! {
+    static TABLES: Cell<PoolTables> = Cell::new(PoolTables::default());
+}
+
+/// Fills `counts` with how many taps of each output position along one axis fall
+/// inside `[lo, hi)`.
 fn tap_counts(
+    counts: &mut Vec<f32>,
     out: usize,
     stride: usize,
     k: usize,
@@ -117,15 +134,14 @@ fn tap_counts(
     pad: usize,
     lo: isize,
     hi: isize,
-) -> Vec<f32> {
-    (0..out)
-        .map(|o| {
-            let start = (o * stride) as isize - pad as isize;
-            (0..k)
-                .filter(|&t| (lo..hi).contains(&(start + (t * dil) as isize)))
-                .count() as f32
-        })
-        .collect()
+) {
+    counts.clear();
+    counts.extend((0..out).map(|o| {
+        let start = (o * stride) as isize - pad as isize;
+        (0..k)
+            .filter(|&t| (lo..hi).contains(&(start + (t * dil) as isize)))
+            .count() as f32
+    }));
 }
 
 /// The valid output range `[lo, hi)` along an axis for one tap offset `off`: the `o`
@@ -157,56 +173,58 @@ unsafe fn pool_kernel<S: Simd>(p: &Pool2dParams, x: &[f32], out: &mut [f32], avg
     if out_plane == 0 {
         return;
     }
-    let (hc, wc) = if p.count_include_pad {
-        (
-            tap_counts(
-                p.out_h,
-                p.stride_h,
-                p.kernel_h,
-                p.dilation_h,
-                p.pad_top,
-                -(p.pad_top as isize),
-                (p.in_h + p.pad_bottom) as isize,
-            ),
-            tap_counts(
-                p.out_w,
-                p.stride_w,
-                p.kernel_w,
-                p.dilation_w,
-                p.pad_left,
-                -(p.pad_left as isize),
-                (p.in_w + p.pad_right) as isize,
-            ),
-        )
+    let mut tables = TABLES.with(Cell::take);
+    let PoolTables { hc, wc, w_ranges } = &mut tables;
+    if p.count_include_pad {
+        tap_counts(
+            hc,
+            p.out_h,
+            p.stride_h,
+            p.kernel_h,
+            p.dilation_h,
+            p.pad_top,
+            -(p.pad_top as isize),
+            (p.in_h + p.pad_bottom) as isize,
+        );
+        tap_counts(
+            wc,
+            p.out_w,
+            p.stride_w,
+            p.kernel_w,
+            p.dilation_w,
+            p.pad_left,
+            -(p.pad_left as isize),
+            (p.in_w + p.pad_right) as isize,
+        );
     } else {
-        (
-            tap_counts(
-                p.out_h,
-                p.stride_h,
-                p.kernel_h,
-                p.dilation_h,
-                p.pad_top,
-                0,
-                p.in_h as isize,
-            ),
-            tap_counts(
-                p.out_w,
-                p.stride_w,
-                p.kernel_w,
-                p.dilation_w,
-                p.pad_left,
-                0,
-                p.in_w as isize,
-            ),
-        )
-    };
-    let w_ranges: Vec<(isize, usize, usize)> = (0..p.kernel_w)
-        .map(|kw| {
-            let off = (kw * p.dilation_w) as isize - p.pad_left as isize;
-            let (lo, hi) = valid_range(p.out_w, p.stride_w, off, p.in_w);
-            (off, lo, hi)
-        })
-        .collect();
+        tap_counts(
+            hc,
+            p.out_h,
+            p.stride_h,
+            p.kernel_h,
+            p.dilation_h,
+            p.pad_top,
+            0,
+            p.in_h as isize,
+        );
+        tap_counts(
+            wc,
+            p.out_w,
+            p.stride_w,
+            p.kernel_w,
+            p.dilation_w,
+            p.pad_left,
+            0,
+            p.in_w as isize,
+        );
+    }
+    w_ranges.clear();
+    for kw in 0..p.kernel_w {
+        let off = (kw * p.dilation_w) as isize - p.pad_left as isize;
+        let (lo, hi) = valid_range(p.out_w, p.stride_w, off, p.in_w);
+        w_ranges.push((off, lo, hi));
+    }
+    let (hc, wc, w_ranges) = (&tables.hc[..], &tables.wc[..], &tables.w_ranges[..]);
     let l = S::LANES;
     let init = if avg { 0.0 } else { f32::NEG_INFINITY };
     let planes = out.len() / out_plane;
@@ -222,7 +240,7 @@ unsafe fn pool_kernel<S: Simd>(p: &Pool2dParams, x: &[f32], out: &mut [f32], avg
                     continue;
                 }
                 let xin = &xp[ih as usize * p.in_w..(ih as usize + 1) * p.in_w];
-                for &(off, lo, hi) in &w_ranges {
+                for &(off, lo, hi) in w_ranges {
                     if p.stride_w == 1 {
                         // SAFETY: for `ow` in `lo..hi`, `ow + off` is inside the row.
                         unsafe {
@@ -283,6 +301,7 @@ unsafe fn pool_kernel<S: Simd>(p: &Pool2dParams, x: &[f32], out: &mut [f32], avg
             }
         }
     }
+    TABLES.with(|t| t.set(tables));
 }
 
 simd_entries!(pool_kernel(p: &Pool2dParams, x: &[f32], out: &mut [f32], avg: bool));

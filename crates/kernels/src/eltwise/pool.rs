@@ -125,6 +125,7 @@ thread_local! {
 
 /// Fills `counts` with how many taps of each output position along one axis fall
 /// inside `[lo, hi)`.
+#[allow(clippy::too_many_arguments)]
 fn tap_counts(
     counts: &mut Vec<f32>,
     out: usize,

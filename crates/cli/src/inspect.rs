@@ -9,7 +9,8 @@ use comfy_table::Table;
 use slimnet::analysis::{analyse, Analysis};
 use slimnet::ir::{infer_shapes, Dim, Model, ValueInfo};
 use slimnet::onnx::load_model;
-use slimnet::runtime::ReferenceFolder;
+use slimnet::runtime::{PlanSummary, ReferenceFolder, Session, SessionOptions};
+use slimnet::tensor::Tensor;
 
 use crate::inputs::{load_inputs, parse_shape_arg};
 
@@ -42,7 +43,9 @@ struct InputRow {
 
 pub fn inspect(args: InspectArgs) -> Result<()> {
     let mut model = load_model(&args.model)?;
+    let original = model.clone();
     let rows = bind_inputs(&mut model, &args)?;
+    let plan = planned(original, &model);
     // A model whose shapes cannot be inferred for the shapes chosen is still described;
     // the reason is reported and the shapes stay as far as inference got.
     let inference_error = infer_shapes(&mut model.graph, &ReferenceFolder)
@@ -50,14 +53,62 @@ pub fn inspect(args: InspectArgs) -> Result<()> {
         .map(|e| e.to_string());
     let analysis = analyse(&model);
     if args.json {
-        print_json(&args, &model, &rows, &analysis, inference_error.as_deref())
+        print_json(
+            &args,
+            &model,
+            &rows,
+            &analysis,
+            inference_error.as_deref(),
+            &plan,
+        )
     } else {
         print_text(&args, &model, &rows, &analysis);
+        match &plan {
+            Ok(p) => println!(
+                "planned arena (fast runtime, 1 thread, activations reused by liveness): {} for {} steps ({} on reference kernels)",
+                human_bytes(p.arena_bytes as u64),
+                p.steps,
+                p.reference_steps
+            ),
+            Err(e) => println!("planned arena: unavailable ({e})"),
+        }
         if let Some(e) = inference_error {
             println!("shape inference stopped for the input shapes used: {e} (fix them with --shape or --input)");
         }
         Ok(())
     }
+}
+
+/// The fast runtime's plan for the bound input shapes: inputs given with `--input`
+/// keep their values, the others are zeros of the bound shape.
+fn planned(original: Model, bound: &Model) -> Result<PlanSummary, String> {
+    let g = &bound.graph;
+    let inputs: Vec<Tensor> = g
+        .inputs
+        .iter()
+        .map(|&v| {
+            let value = &g.values[v];
+            if let Some(c) = &value.constant {
+                return Ok(c.as_ref().clone());
+            }
+            let dtype = value
+                .info
+                .dtype
+                .ok_or_else(|| format!("input '{}' has no declared dtype", value.name))?;
+            let shape = value
+                .info
+                .concrete_shape()
+                .ok_or_else(|| format!("input '{}' has no concrete shape", value.name))?;
+            Tensor::zeros(dtype, shape).map_err(|e| e.to_string())
+        })
+        .collect::<Result<_, String>>()?;
+    let refs: Vec<&Tensor> = inputs.iter().collect();
+    let options = SessionOptions {
+        threads: 1,
+        ..SessionOptions::default()
+    };
+    let mut session = Session::new(original, options).map_err(|e| e.to_string())?;
+    session.plan_summary(&refs).map_err(|e| e.to_string())
 }
 
 /// Fixes every input's shape (declared, `--shape`, `--input`, or 1 for symbols).
@@ -248,6 +299,7 @@ fn print_json(
     rows: &[InputRow],
     a: &Analysis,
     inference_error: Option<&str>,
+    plan: &Result<PlanSummary, String>,
 ) -> Result<()> {
     use serde_json::json;
     let g = &model.graph;
@@ -268,6 +320,10 @@ fn print_json(
         "nodes": a.nodes.iter().map(|n| json!({"name": n.name, "op": n.op_type, "outputs": n.outputs, "macs": n.macs})).collect::<Vec<_>>(),
         "total_macs": a.total_macs,
         "peak_activation_bytes": a.peak_activation_bytes,
+        "planned_arena_bytes": plan.as_ref().ok().map(|p| p.arena_bytes),
+        "plan_steps": plan.as_ref().ok().map(|p| p.steps),
+        "plan_reference_steps": plan.as_ref().ok().map(|p| p.reference_steps),
+        "plan_error": plan.as_ref().err(),
         "unknown_shapes": a.unknown_shapes,
         "shape_inference_error": inference_error,
     });

@@ -6,7 +6,7 @@ use anyhow::{Context, Result};
 use clap::Args;
 use comfy_table::Table;
 use slimnet::onnx::load_model;
-use slimnet::runtime::run_model;
+use slimnet::runtime::{run_model, Session, SessionOptions};
 use slimnet::tensor::{npy, Tensor};
 
 use crate::inputs::load_inputs;
@@ -26,6 +26,12 @@ pub struct RunArgs {
     /// Print a JSON description of the outputs (name, file, dtype, shape) instead of a table.
     #[arg(long)]
     pub json: bool,
+    /// Threads for intra-op parallelism (0: one per available CPU).
+    #[arg(long, default_value_t = 0)]
+    pub threads: usize,
+    /// Run the reference interpreter (the exact oracle) instead of the fast runtime.
+    #[arg(long)]
+    pub reference: bool,
 }
 
 /// File name for an output: its name with unsafe characters replaced.
@@ -47,7 +53,16 @@ pub fn output_file_name(name: &str) -> String {
 pub fn run(args: RunArgs) -> Result<()> {
     let model = load_model(&args.model)?;
     let inputs = load_inputs(&model.graph, &args.inputs)?;
-    let outputs = run_model(&model, inputs).with_context(|| args.model.display().to_string())?;
+    let outputs = if args.reference {
+        run_model(&model, inputs)
+    } else {
+        let options = SessionOptions {
+            threads: args.threads,
+            ..SessionOptions::default()
+        };
+        Session::new(model, options).and_then(|mut s| s.run(inputs))
+    }
+    .with_context(|| args.model.display().to_string())?;
     // Serialize everything before touching the output folder, so a failure leaves nothing behind.
     let mut files: Vec<(String, String, Vec<u8>, &Tensor)> = Vec::new();
     for (name, t) in &outputs {

@@ -1,10 +1,11 @@
 //! Accuracy of the project's own models on their committed held-out splits, run by
-//! the reference interpreter (no assets needed).
+//! the reference interpreter and by a fast session at 1 and 2 threads (no assets
+//! needed). The fast runtime must give the same predictions.
 
 use std::path::{Path, PathBuf};
 
 use slimnet::onnx::load_model;
-use slimnet::runtime::run_model;
+use slimnet::runtime::{run_model, Session, SessionOptions};
 use slimnet::tensor::{npy, Tensor};
 
 fn models_dir() -> PathBuf {
@@ -15,7 +16,9 @@ fn read(path: &Path) -> Tensor {
     npy::read_npy(std::io::BufReader::new(std::fs::File::open(path).unwrap())).unwrap()
 }
 
-fn accuracy(stem: &str) -> f64 {
+/// Held-out top-1 accuracy, by the reference interpreter (`threads == None`) or a
+/// session with that many threads.
+fn accuracy(stem: &str, threads: Option<usize>) -> f64 {
     let dir = models_dir();
     let model = load_model(dir.join(format!("{stem}.onnx"))).unwrap();
     let x = read(&dir.join(stem).join("heldout_x.npy"));
@@ -23,7 +26,17 @@ fn accuracy(stem: &str) -> f64 {
         .to_i64_vec()
         .unwrap();
     let input = model.graph.values[model.graph.inputs[0]].name.clone();
-    let out = run_model(&model, vec![(input, x)]).unwrap();
+    let out = match threads {
+        None => run_model(&model, vec![(input, x)]).unwrap(),
+        Some(threads) => {
+            let options = SessionOptions {
+                threads,
+                ..SessionOptions::default()
+            };
+            let mut session = Session::new(model, options).unwrap();
+            session.run(vec![(input, x)]).unwrap()
+        }
+    };
     let logits = out[0].1.as_slice::<f32>().unwrap();
     let classes = out[0].1.shape()[1];
     let correct = logits
@@ -44,14 +57,22 @@ fn accuracy(stem: &str) -> f64 {
 
 #[test]
 fn mnist_cnn_heldout_accuracy() {
-    let acc = accuracy("mnist_cnn");
+    let acc = accuracy("mnist_cnn", None);
     println!("mnist_cnn held-out top-1: {acc:.4}");
     assert!(acc >= 0.96, "mnist_cnn held-out accuracy {acc}");
+    for threads in [1, 2] {
+        let fast = accuracy("mnist_cnn", Some(threads));
+        assert_eq!(fast, acc, "mnist_cnn: fast runtime at {threads} threads");
+    }
 }
 
 #[test]
 fn digits_mlp_heldout_accuracy() {
-    let acc = accuracy("digits_mlp");
+    let acc = accuracy("digits_mlp", None);
     println!("digits_mlp held-out top-1: {acc:.4}");
     assert!(acc >= 0.95, "digits_mlp held-out accuracy {acc}");
+    for threads in [1, 2] {
+        let fast = accuracy("digits_mlp", Some(threads));
+        assert_eq!(fast, acc, "digits_mlp: fast runtime at {threads} threads");
+    }
 }

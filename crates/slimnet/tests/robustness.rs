@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use slimnet::ir::infer_shapes;
 use slimnet::onnx::decode_model;
-use slimnet::runtime::{run_model, ReferenceFolder};
+use slimnet::runtime::{run_model, ReferenceFolder, Session, SessionOptions};
 use slimnet::tensor::Tensor;
 
 /// How many corrupted models still imported (so the test exercises more than the decoder).
@@ -25,7 +25,8 @@ impl XorShift {
     }
 }
 
-/// Import, infer and run a (possibly corrupted) model; errors are fine.
+/// Import, infer and run a (possibly corrupted) model, on the reference interpreter
+/// and a fast session; errors are fine.
 fn exercise(bytes: &[u8]) {
     let Ok(mut model) = decode_model(bytes, None) else {
         return;
@@ -48,7 +49,14 @@ fn exercise(bytes: &[u8]) {
     }
     let runnable = model.clone();
     let _ = infer_shapes(&mut model.graph, &ReferenceFolder);
-    let _ = run_model(&runnable, inputs);
+    let _ = run_model(&runnable, inputs.clone());
+    let options = SessionOptions {
+        threads: 1,
+        ..SessionOptions::default()
+    };
+    if let Ok(mut session) = Session::new(runnable, options) {
+        let _ = session.run(inputs);
+    }
 }
 
 #[test]

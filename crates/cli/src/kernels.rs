@@ -58,7 +58,12 @@ pub fn kernels(args: KernelsArgs) -> anyhow::Result<()> {
     };
     println!("tier: {} ({how})", r.tier.name());
     println!("kernels:");
-    let width = r.picks.iter().map(|(slot, _)| slot.len()).max().unwrap_or(0);
+    let width = r
+        .picks
+        .iter()
+        .map(|(slot, _)| slot.len())
+        .max()
+        .unwrap_or(0);
     for (slot, k) in &r.picks {
         println!("  {slot:width$}  {k}");
     }

@@ -25,5 +25,5 @@ pub use cpu::{CpuFeatures, Tier};
 pub use epilogue::{Activation, Bias, Epilogue};
 pub use error::KernelError;
 pub use gemm::SgemmShape;
-pub use parallel::Threads;
+pub use parallel::{default_thread_count, Threads};
 pub use table::{global, report, KernelReport, KernelTable, TIER_ENV};

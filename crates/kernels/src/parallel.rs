@@ -27,10 +27,10 @@ impl Threads {
     }
 
     /// `count` threads (the caller's plus `count - 1` workers); `0` means one per
-    /// physical core, as far as the standard library can tell (logical CPUs).
+    /// physical core this process may run on (see [`default_thread_count`]).
     pub fn new(count: usize) -> Result<Self, KernelError> {
         let count = if count == 0 {
-            std::thread::available_parallelism().map_or(1, |n| n.get())
+            default_thread_count()
         } else {
             count
         };
@@ -64,4 +64,33 @@ impl Threads {
             _ => (0..tasks).for_each(task),
         }
     }
+}
+
+/// One thread per physical core: the CPUs this process may run on, less SMT
+/// siblings (two logical CPUs of one core share its FMA units, so a second thread
+/// there adds contention, not throughput). Where the topology cannot be read, every
+/// available CPU counts.
+pub fn default_thread_count() -> usize {
+    let logical = std::thread::available_parallelism().map_or(1, |n| n.get());
+    physical_cores().map_or(logical, |p| p.clamp(1, logical))
+}
+
+/// Distinct (package, core) pairs in Linux's CPU topology, if readable.
+fn physical_cores() -> Option<usize> {
+    let mut cores = std::collections::HashSet::new();
+    for entry in std::fs::read_dir("/sys/devices/system/cpu").ok()? {
+        let path = entry.ok()?.path();
+        let name = path.file_name()?.to_str()?;
+        if !name.starts_with("cpu")
+            || !name[3..].chars().all(|c| c.is_ascii_digit())
+            || name.len() == 3
+        {
+            continue;
+        }
+        let read = |f: &str| std::fs::read_to_string(path.join("topology").join(f)).ok();
+        if let (Some(package), Some(core)) = (read("physical_package_id"), read("core_id")) {
+            cores.insert((package.trim().to_string(), core.trim().to_string()));
+        }
+    }
+    (!cores.is_empty()).then_some(cores.len())
 }

@@ -100,7 +100,10 @@ fn compare(
 fn exact_passes() -> OptimizeOptions {
     OptimizeOptions {
         fold_batchnorm: false,
+        compose_affine: false,
+        fold_scale: false,
         fold_bias: false,
+        fold_affine_into_conv: false,
         fuse_hardswish: false,
         ..OptimizeOptions::default()
     }

@@ -8,27 +8,35 @@
 //! outputs' names and order. [`optimize`] runs the enabled passes, with shape
 //! inference in between, until none changes anything.
 
+mod affine;
 mod batchnorm;
 mod bias;
+mod chain;
 mod dead;
 mod fold;
 mod hardswish;
 mod inline_if;
 mod noop;
+mod scale;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_affine;
 mod util;
 
 use slimnet_ir::{infer_shapes, Dim, Graph, Model, ValueInfo};
 use slimnet_tensor::Tensor;
 
+pub use affine::fold_affine_into_conv;
 pub use batchnorm::fold_batchnorm;
 pub use bias::fold_bias;
+pub use chain::compose_affine;
 pub use dead::eliminate_dead;
 pub use fold::{fold_constants, FOLD_MAX_BYTES};
 pub use hardswish::{fuse_hardswish, HARDSWISH_OPSET};
 pub use inline_if::inline_ifs;
 pub use noop::remove_noops;
+pub use scale::fold_scale;
 
 use crate::{ReferenceFolder, RuntimeError};
 
@@ -123,8 +131,14 @@ pub struct OptimizeOptions {
     pub inline_ifs: bool,
     pub remove_noops: bool,
     pub fold_batchnorm: bool,
+    /// [`compose_affine`]: chains of `Mul`/`Add` by constants.
+    pub compose_affine: bool,
+    /// [`fold_scale`]: `Mul` by a constant into the producing Conv/Gemm/MatMul.
+    pub fold_scale: bool,
     pub fold_bias: bool,
     pub fuse_hardswish: bool,
+    /// [`fold_affine_into_conv`]: `x * s + b` into the `Conv` reading it.
+    pub fold_affine_into_conv: bool,
     pub eliminate_dead: bool,
     /// Most rounds of all passes before stopping (each round runs every pass once).
     pub max_rounds: usize,
@@ -137,8 +151,11 @@ impl Default for OptimizeOptions {
             inline_ifs: true,
             remove_noops: true,
             fold_batchnorm: true,
+            compose_affine: true,
+            fold_scale: true,
             fold_bias: true,
             fuse_hardswish: true,
+            fold_affine_into_conv: true,
             eliminate_dead: true,
             max_rounds: 32,
         }
@@ -184,7 +201,7 @@ pub fn optimize(
 ) -> Result<OptimizeReport, RuntimeError> {
     let opset = model.opset();
     let graph = &mut model.graph;
-    let passes: [(&'static str, bool, PassFn); 7] = [
+    let passes: [(&'static str, bool, PassFn); 10] = [
         ("fold_constants", options.fold_constants, |g, _| {
             fold_constants(g)
         }),
@@ -193,8 +210,17 @@ pub fn optimize(
         ("fold_batchnorm", options.fold_batchnorm, |g, _| {
             fold_batchnorm(g)
         }),
+        ("compose_affine", options.compose_affine, |g, _| {
+            compose_affine(g)
+        }),
+        ("fold_scale", options.fold_scale, |g, _| fold_scale(g)),
         ("fold_bias", options.fold_bias, |g, _| fold_bias(g)),
         ("fuse_hardswish", options.fuse_hardswish, fuse_hardswish),
+        (
+            "fold_affine_into_conv",
+            options.fold_affine_into_conv,
+            |g, _| fold_affine_into_conv(g),
+        ),
         ("eliminate_dead", options.eliminate_dead, |g, _| {
             eliminate_dead(g)
         }),

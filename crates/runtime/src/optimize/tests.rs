@@ -9,7 +9,7 @@ use slimnet_tensor::{DType, Tensor};
 use super::*;
 use crate::run_model;
 
-fn op(op_type: &str, opset: i64, inputs: usize, attrs: Vec<(&str, Attr)>) -> Op {
+pub(super) fn op(op_type: &str, opset: i64, inputs: usize, attrs: Vec<(&str, Attr)>) -> Op {
     let ctx = NodeContext {
         name: op_type,
         op_type,
@@ -23,37 +23,37 @@ fn op(op_type: &str, opset: i64, inputs: usize, attrs: Vec<(&str, Attr)>) -> Op 
 }
 
 /// A graph builder: values by name, nodes with one output.
-struct B {
-    g: Graph,
+pub(super) struct B {
+    pub(super) g: Graph,
     opset: i64,
 }
 
 impl B {
-    fn new(opset: i64) -> B {
+    pub(super) fn new(opset: i64) -> B {
         B {
             g: Graph::default(),
             opset,
         }
     }
-    fn input(&mut self, name: &str, shape: &[usize]) -> usize {
+    pub(super) fn input(&mut self, name: &str, shape: &[usize]) -> usize {
         let mut v = Value::new(name);
         v.info = ValueInfo::known(DType::F32, shape);
         let id = self.g.add_value(v);
         self.g.inputs.push(id);
         id
     }
-    fn constant(&mut self, name: &str, t: Tensor) -> usize {
+    pub(super) fn constant(&mut self, name: &str, t: Tensor) -> usize {
         let mut v = Value::new(name);
         v.info = ValueInfo::of_tensor(&t);
         v.constant = Some(Arc::new(t));
         self.g.add_value(v)
     }
-    fn f32s(&mut self, name: &str, shape: &[usize], f: impl Fn(usize) -> f32) -> usize {
+    pub(super) fn f32s(&mut self, name: &str, shape: &[usize], f: impl Fn(usize) -> f32) -> usize {
         let n: usize = shape.iter().product();
         let t = Tensor::from_vec(shape.to_vec(), (0..n).map(f).collect()).unwrap();
         self.constant(name, t)
     }
-    fn node(&mut self, out: &str, o: Op, inputs: &[usize]) -> usize {
+    pub(super) fn node(&mut self, out: &str, o: Op, inputs: &[usize]) -> usize {
         let id = self.g.add_value(Value::new(out));
         self.g.nodes.push(Node {
             name: out.into(),
@@ -63,7 +63,7 @@ impl B {
         });
         id
     }
-    fn op(
+    pub(super) fn op(
         &mut self,
         out: &str,
         op_type: &str,
@@ -73,7 +73,7 @@ impl B {
         let o = op(op_type, self.opset, inputs.len(), attrs);
         self.node(out, o, inputs)
     }
-    fn model(mut self, outputs: &[usize]) -> Model {
+    pub(super) fn model(mut self, outputs: &[usize]) -> Model {
         self.g.outputs = outputs.to_vec();
         Model {
             graph: self.g,
@@ -84,7 +84,7 @@ impl B {
     }
 }
 
-fn ramp(shape: &[usize], scale: f32) -> Tensor {
+pub(super) fn ramp(shape: &[usize], scale: f32) -> Tensor {
     let n: usize = shape.iter().product();
     let v = (0..n)
         .map(|i| ((i * 7 % 13) as f32 - 6.0) * scale)
@@ -93,7 +93,12 @@ fn ramp(shape: &[usize], scale: f32) -> Tensor {
 }
 
 /// Optimizes with the given options and checks outputs (names included) agree.
-fn check(model: &Model, options: &OptimizeOptions, inputs: &[(&str, Tensor)], tol: f64) -> Model {
+pub(super) fn check(
+    model: &Model,
+    options: &OptimizeOptions,
+    inputs: &[(&str, Tensor)],
+    tol: f64,
+) -> Model {
     let inputs: Vec<(String, Tensor)> = inputs
         .iter()
         .map(|(n, t)| (n.to_string(), t.clone()))
@@ -114,7 +119,7 @@ fn check(model: &Model, options: &OptimizeOptions, inputs: &[(&str, Tensor)], to
     opt
 }
 
-fn op_types(m: &Model) -> Vec<&'static str> {
+pub(super) fn op_types(m: &Model) -> Vec<&'static str> {
     m.graph.nodes.iter().map(|n| n.op.op_type()).collect()
 }
 

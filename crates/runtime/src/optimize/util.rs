@@ -249,3 +249,37 @@ pub(crate) fn compact(graph: &mut Graph) {
         }
     }
 }
+
+/// A float32 constant's shape and values (as f64).
+pub(crate) fn f32_constant(graph: &Graph, v: ValueId) -> Option<(Vec<usize>, Vec<f64>)> {
+    let t = constant(graph, v)?;
+    if t.dtype() != slimnet_tensor::DType::F32 {
+        return None;
+    }
+    Some((t.shape().to_vec(), t.to_vec::<f64>().ok()?))
+}
+
+/// The `n` per-channel values of a constant that, broadcast against a tensor of
+/// rank `rank`, varies along `axis` only: its rank is at most `rank` and each of
+/// its dimensions is 1, except the one aligned with `axis`, which may be `n`. A
+/// single element is repeated `n` times. `None` for other shapes or non-f32 data.
+pub(crate) fn per_axis(t: &Tensor, rank: usize, axis: usize, n: usize) -> Option<Vec<f64>> {
+    if t.dtype() != slimnet_tensor::DType::F32 || t.rank() > rank || axis >= rank {
+        return None;
+    }
+    let offset = rank - t.rank();
+    let fits = t
+        .shape()
+        .iter()
+        .enumerate()
+        .all(|(j, &d)| d == 1 || (offset + j == axis && d == n));
+    if !fits {
+        return None;
+    }
+    let v = t.to_vec::<f64>().ok()?;
+    match v.len() {
+        1 => Some(vec![v[0]; n]),
+        l if l == n => Some(v),
+        _ => None,
+    }
+}

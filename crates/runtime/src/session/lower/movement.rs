@@ -204,12 +204,9 @@ impl Strided {
         }
         let out = SharedMut(dst.as_mut_ptr());
         // Work units: rows, or for tiled copies (group, column block) pairs.
-        let (units, per_unit) = match self.tiled() {
-            Some(last) => {
-                let blocks = last.extent.div_ceil(TILE);
-                (self.rows / last.extent * blocks, TILE * self.len)
-            }
-            None => (self.rows, self.len),
+        let units = match self.tiled() {
+            Some(last) => self.rows / last.extent * last.extent.div_ceil(TILE),
+            None => self.rows,
         };
         let tasks = if self.elements() < MIN_SPLIT {
             1
@@ -217,7 +214,6 @@ impl Strided {
             threads.count().min(units).max(1)
         };
         let chunk = units.div_ceil(tasks.max(1)).max(1);
-        let _ = per_unit;
         let task = |t: usize| {
             let (u0, u1) = (t * chunk, ((t + 1) * chunk).min(units));
             // SAFETY: the bounds were checked at plan time against these lengths, and

@@ -239,6 +239,15 @@ fn run_step(
             e.run(table, threads, io.read(input(0)?)?, b, io.write(out(0)?)?)
         }
         Lowered::Pool(p) => p.run(table, threads, io.read(input(0)?)?, io.write(out(0)?)?),
+        Lowered::Resize(r) => r.run(threads, io.read(input(0)?)?, io.write(out(0)?)?),
+        Lowered::Deconv(d) => d.run(
+            table,
+            threads,
+            io.read(input(0)?)?,
+            io.write(out(0)?)?,
+            &mut ws.scratch,
+        ),
+        Lowered::Move(m) => m.run(threads, |k| io.read(input(k)?), |k| io.write(out(k)?)),
         Lowered::Reference => run_reference(plan, ws, step),
     }
 }

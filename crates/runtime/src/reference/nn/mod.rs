@@ -7,7 +7,7 @@ pub mod gemm;
 mod norm;
 mod pad;
 mod pool;
-mod resize;
+pub(crate) mod resize;
 
 use slimnet_ir::ops::NnOp;
 use slimnet_tensor::Tensor;

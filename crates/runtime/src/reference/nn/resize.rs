@@ -79,8 +79,7 @@ fn resize(
     let mut data: Vec<f64> = x.to_vec::<f64>().map_err(|e| e.to_string())?;
     for axis in 0..shape.len() {
         let (out_len, scale, roi) = (p.output[axis], p.scales[axis], p.roi[axis]);
-        let identity = (scale - 1.0).abs() < 1e-9 && out_len == shape[axis] && roi == (0.0, 1.0);
-        if identity {
+        if is_identity(shape[axis], out_len, scale, roi) {
             continue;
         }
         if shape[axis] == 0 && out_len > 0 {
@@ -218,6 +217,30 @@ fn source_nearest(
         CoordinateMode::TfHalfPixelForNn => (x + 0.5) / s,
     };
     (v as f64, false)
+}
+
+/// The taps of every output position of one axis resized from `in_len` to
+/// `out_len`: input indices, weights, and whether the position lies outside the
+/// input (tf_crop_and_resize). The fast runtime builds its tables from these, so both
+/// agree on every coordinate.
+pub(crate) fn axis_taps(
+    op: &Resize,
+    in_len: usize,
+    out_len: usize,
+    scale: f64,
+    roi: (f64, f64),
+) -> Vec<(Vec<usize>, Vec<f64>, bool)> {
+    (0..out_len)
+        .map(|o| {
+            let t = taps(op, o, in_len, out_len, scale, roi);
+            (t.index, t.weight, t.outside)
+        })
+        .collect()
+}
+
+/// Whether an axis is left as it is (and skipped by the reference).
+pub(crate) fn is_identity(in_len: usize, out_len: usize, scale: f64, roi: (f64, f64)) -> bool {
+    (scale - 1.0).abs() < 1e-9 && out_len == in_len && roi == (0.0, 1.0)
 }
 
 fn cubic(x: f64, a: f64) -> f64 {

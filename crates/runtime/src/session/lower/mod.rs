@@ -2,9 +2,12 @@
 //! saves a pass over memory.
 
 mod conv;
+mod deconv;
 mod eltwise;
 mod gemm;
+mod movement;
 mod pool;
+mod resize;
 
 use slimnet_ir::ops::{ElementwiseOp, NnOp, ShapeOp};
 use slimnet_ir::{Graph, NodeId, Op, ValueId};
@@ -12,9 +15,12 @@ use slimnet_kernels::{Activation, KernelTable, Threads};
 use slimnet_tensor::DType;
 
 pub(crate) use conv::ConvStep;
+pub(crate) use deconv::DeconvStep;
 pub(crate) use eltwise::EltwiseStep;
 pub(crate) use gemm::GemmStep;
+pub(crate) use movement::MoveStep;
 pub(crate) use pool::PoolStep;
+pub(crate) use resize::ResizeStep;
 
 /// What lowering needs to know about the graph.
 pub(crate) struct Context<'a> {
@@ -42,6 +48,12 @@ pub(crate) enum Lowered {
     Eltwise(EltwiseStep),
     /// Pooling.
     Pool(PoolStep),
+    /// Resize and Upsample of the last two axes.
+    Resize(Box<ResizeStep>),
+    /// 2-D ConvTranspose.
+    Deconv(Box<DeconvStep>),
+    /// Data movement: Concat, Transpose, Slice, Split, Pad, Gather.
+    Move(MoveStep),
 }
 
 impl Lowered {
@@ -54,6 +66,9 @@ impl Lowered {
             Lowered::Conv(c) => c.path,
             Lowered::Eltwise(e) => e.name(),
             Lowered::Pool(p) => p.name(),
+            Lowered::Resize(_) => "resize",
+            Lowered::Deconv(_) => "deconv_gemm",
+            Lowered::Move(m) => m.name(),
         }
     }
 }
@@ -87,6 +102,16 @@ pub(crate) fn lower(ctx: &Context, n: NodeId) -> Result<Lowering, String> {
         Op::Nn(NnOp::MaxPool(_) | NnOp::AveragePool(_) | NnOp::GlobalAveragePool) => {
             pool::lower_pool(ctx, n)?
         }
+        Op::Nn(NnOp::Resize(_) | NnOp::Upsample(_)) => resize::lower_resize(ctx, n)?,
+        Op::Nn(NnOp::ConvTranspose(c)) => deconv::lower_deconv(ctx, n, c)?,
+        Op::Nn(NnOp::Pad(_))
+        | Op::Shape(
+            ShapeOp::Concat { .. }
+            | ShapeOp::Transpose { .. }
+            | ShapeOp::Slice { .. }
+            | ShapeOp::Split { .. }
+            | ShapeOp::Gather { .. },
+        ) => movement::lower_movement(ctx, n)?,
         Op::Elementwise(ElementwiseOp::Identity) => alias(ctx, n),
         Op::Elementwise(_) | Op::Reduce(_) => eltwise::lower_eltwise(ctx, n),
         Op::Shape(

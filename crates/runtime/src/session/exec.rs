@@ -239,6 +239,23 @@ fn run_step(
             e.run(table, threads, io.read(input(0)?)?, b, io.write(out(0)?)?)
         }
         Lowered::Pool(p) => p.run(table, threads, io.read(input(0)?)?, io.write(out(0)?)?),
+        Lowered::Lstm(l) => {
+            let read = |k: usize| step.inputs.get(k).copied().flatten().map(|v| io.read(v));
+            let write = |k: usize| step.outputs.get(k).copied().flatten().map(|v| io.write(v));
+            l.run(
+                table,
+                threads,
+                io.read(input(0)?)?,
+                [read(5).transpose()?, read(6).transpose()?],
+                [
+                    write(0).transpose()?,
+                    write(1).transpose()?,
+                    write(2).transpose()?,
+                ],
+                &mut ws.scratch,
+            )
+        }
+        Lowered::Norm(s) => s.run(table, io.read(input(0)?)?, io.write(out(0)?)?),
         Lowered::Reference => run_reference(plan, ws, step),
     }
 }

@@ -4,9 +4,13 @@
 mod conv;
 mod eltwise;
 mod gemm;
+mod norm;
 mod pool;
+mod rnn;
+#[cfg(test)]
+mod tests;
 
-use slimnet_ir::ops::{ElementwiseOp, NnOp, ShapeOp};
+use slimnet_ir::ops::{ElementwiseOp, NnOp, ReduceOp, RnnOp, ShapeOp};
 use slimnet_ir::{Graph, NodeId, Op, ValueId};
 use slimnet_kernels::{Activation, KernelTable, Threads};
 use slimnet_tensor::DType;
@@ -14,7 +18,9 @@ use slimnet_tensor::DType;
 pub(crate) use conv::ConvStep;
 pub(crate) use eltwise::EltwiseStep;
 pub(crate) use gemm::GemmStep;
+pub(crate) use norm::NormStep;
 pub(crate) use pool::PoolStep;
+pub(crate) use rnn::LstmStep;
 
 /// What lowering needs to know about the graph.
 pub(crate) struct Context<'a> {
@@ -42,6 +48,10 @@ pub(crate) enum Lowered {
     Eltwise(EltwiseStep),
     /// Pooling.
     Pool(PoolStep),
+    /// LSTM with constant weights.
+    Lstm(Box<LstmStep>),
+    /// Layer norm and reductions over the last axis.
+    Norm(NormStep),
 }
 
 impl Lowered {
@@ -54,6 +64,8 @@ impl Lowered {
             Lowered::Conv(c) => c.path,
             Lowered::Eltwise(e) => e.name(),
             Lowered::Pool(p) => p.name(),
+            Lowered::Lstm(_) => "lstm",
+            Lowered::Norm(s) => s.name(),
         }
     }
 }
@@ -86,6 +98,10 @@ pub(crate) fn lower(ctx: &Context, n: NodeId) -> Result<Lowering, String> {
         Op::Nn(NnOp::Conv(c)) => conv::lower_conv(ctx, n, c)?,
         Op::Nn(NnOp::MaxPool(_) | NnOp::AveragePool(_) | NnOp::GlobalAveragePool) => {
             pool::lower_pool(ctx, n)?
+        }
+        Op::Rnn(RnnOp::Lstm(r)) => rnn::lower_lstm(ctx, n, r)?,
+        Op::Reduce(ReduceOp::Reduce { .. } | ReduceOp::LayerNormalization { .. }) => {
+            norm::lower_norm(ctx, n)
         }
         Op::Elementwise(ElementwiseOp::Identity) => alias(ctx, n),
         Op::Elementwise(_) | Op::Reduce(_) => eltwise::lower_eltwise(ctx, n),

@@ -1,6 +1,7 @@
 //! Lowering: choosing the kernel for each node, fusing what follows it where that
 //! saves a pass over memory.
 
+mod control;
 mod conv;
 mod eltwise;
 mod gemm;
@@ -10,11 +11,12 @@ mod rnn;
 #[cfg(test)]
 mod tests;
 
-use slimnet_ir::ops::{ElementwiseOp, NnOp, ReduceOp, RnnOp, ShapeOp};
+use slimnet_ir::ops::{ControlOp, ElementwiseOp, NnOp, ReduceOp, RnnOp, ShapeOp};
 use slimnet_ir::{Graph, NodeId, Op, ValueId};
 use slimnet_kernels::{Activation, KernelTable, Threads};
 use slimnet_tensor::DType;
 
+pub(crate) use control::IfStep;
 pub(crate) use conv::ConvStep;
 pub(crate) use eltwise::EltwiseStep;
 pub(crate) use gemm::GemmStep;
@@ -52,6 +54,8 @@ pub(crate) enum Lowered {
     Lstm(Box<LstmStep>),
     /// Layer norm and reductions over the last axis.
     Norm(NormStep),
+    /// `If` with both branches planned.
+    If(Box<IfStep>),
 }
 
 impl Lowered {
@@ -66,6 +70,7 @@ impl Lowered {
             Lowered::Pool(p) => p.name(),
             Lowered::Lstm(_) => "lstm",
             Lowered::Norm(s) => s.name(),
+            Lowered::If(_) => "branch_plan",
         }
     }
 }
@@ -100,6 +105,7 @@ pub(crate) fn lower(ctx: &Context, n: NodeId) -> Result<Lowering, String> {
             pool::lower_pool(ctx, n)?
         }
         Op::Rnn(RnnOp::Lstm(r)) => rnn::lower_lstm(ctx, n, r)?,
+        Op::Control(ControlOp::If { .. }) => control::lower_if(ctx, n)?,
         Op::Reduce(ReduceOp::Reduce { .. } | ReduceOp::LayerNormalization { .. }) => {
             norm::lower_norm(ctx, n)
         }

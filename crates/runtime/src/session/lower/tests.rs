@@ -359,3 +359,44 @@ fn reductions_over_the_last_axis() {
     let kernels = check(&b.model(&[y]), &[("x", tensor(&[3, 4], 15, 1.0))], 1e-6);
     assert_eq!(kernels[0].0, "reference");
 }
+
+/// A branch graph reading `x` from the enclosing graph: `op(x · k)` with `k` its own
+/// constant.
+fn branch(op_type: &str, k: f32) -> Graph {
+    let mut b = B::new(13);
+    let mut x = Value::new("x");
+    x.outer = true;
+    let x = b.g.add_value(x);
+    let k = b.constant("k", Tensor::scalar(k));
+    let t = b.op(&format!("{op_type}_t"), "Mul", &[x, k], vec![]);
+    let y = b.op(&format!("{op_type}_y"), op_type, &[t], vec![]);
+    b.g.outputs = vec![y];
+    b.g
+}
+
+#[test]
+fn if_runs_planned_branches() {
+    let mut b = B::new(13);
+    let x = b.input("x", &[2, 3]);
+    let sum = b.op("sum", "ReduceSum", &[x], vec![("keepdims", Attr::Int(0))]);
+    let zero = b.constant("zero", Tensor::scalar(0f32));
+    let cond = b.op("cond", "Greater", &[sum, zero], vec![]);
+    let y = b.g.add_value(Value::new("y"));
+    b.g.nodes.push(Node {
+        name: "if".into(),
+        op: Op::Control(slimnet_ir::ops::ControlOp::If {
+            then_branch: Box::new(branch("Relu", 2.0)),
+            else_branch: Box::new(branch("Tanh", -0.5)),
+        }),
+        inputs: vec![Some(cond)],
+        outputs: vec![Some(y)],
+    });
+    let z = b.op("z", "Sigmoid", &[y], vec![]);
+    let model = b.model(&[z]);
+    // Each input and its negation: sums of both signs take both branches.
+    for (seed, scale) in [(0, 1.0), (0, -1.0), (1, 2.0), (1, -2.0)] {
+        let kernels = check(&model, &[("x", tensor(&[2, 3], seed, scale))], 1e-6);
+        let step = kernels.iter().find(|(_, t)| t == "If").unwrap();
+        assert_eq!(step.0, "branch_plan");
+    }
+}

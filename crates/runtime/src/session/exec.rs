@@ -252,7 +252,7 @@ fn run_step(
             e.run(table, threads, io.read(input(0)?)?, b, io.write(out(0)?)?)
         }
         Lowered::Pool(p) => p.run(table, threads, io.read(input(0)?)?, io.write(out(0)?)?),
-        Lowered::Lstm(l) => {
+        Lowered::Rnn(l) => {
             let read = |k: usize| step.inputs.get(k).copied().flatten().map(|v| io.read(v));
             let write = |k: usize| step.outputs.get(k).copied().flatten().map(|v| io.write(v));
             l.run(

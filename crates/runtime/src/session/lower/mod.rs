@@ -11,7 +11,7 @@ mod rnn;
 #[cfg(test)]
 mod tests;
 
-use slimnet_ir::ops::{ControlOp, ElementwiseOp, NnOp, ReduceOp, RnnOp, ShapeOp};
+use slimnet_ir::ops::{ControlOp, ElementwiseOp, NnOp, ReduceOp, ShapeOp};
 use slimnet_ir::{Graph, NodeId, Op, ValueId};
 use slimnet_kernels::{Activation, KernelTable, Threads};
 use slimnet_tensor::DType;
@@ -22,7 +22,7 @@ pub(crate) use eltwise::EltwiseStep;
 pub(crate) use gemm::GemmStep;
 pub(crate) use norm::NormStep;
 pub(crate) use pool::PoolStep;
-pub(crate) use rnn::LstmStep;
+pub(crate) use rnn::RnnStep;
 
 /// What lowering needs to know about the graph.
 pub(crate) struct Context<'a> {
@@ -50,8 +50,8 @@ pub(crate) enum Lowered {
     Eltwise(EltwiseStep),
     /// Pooling.
     Pool(PoolStep),
-    /// LSTM with constant weights.
-    Lstm(Box<LstmStep>),
+    /// LSTM or GRU with constant weights.
+    Rnn(Box<RnnStep>),
     /// Layer norm and reductions over the last axis.
     Norm(NormStep),
     /// `If` with both branches planned.
@@ -68,7 +68,7 @@ impl Lowered {
             Lowered::Conv(c) => c.path,
             Lowered::Eltwise(e) => e.name(),
             Lowered::Pool(p) => p.name(),
-            Lowered::Lstm(_) => "lstm",
+            Lowered::Rnn(r) => r.name(),
             Lowered::Norm(s) => s.name(),
             Lowered::If(_) => "branch_plan",
         }
@@ -104,7 +104,7 @@ pub(crate) fn lower(ctx: &Context, n: NodeId) -> Result<Lowering, String> {
         Op::Nn(NnOp::MaxPool(_) | NnOp::AveragePool(_) | NnOp::GlobalAveragePool) => {
             pool::lower_pool(ctx, n)?
         }
-        Op::Rnn(RnnOp::Lstm(r)) => rnn::lower_lstm(ctx, n, r)?,
+        Op::Rnn(r) => rnn::lower_rnn(ctx, n, r)?,
         Op::Control(ControlOp::If { .. }) => control::lower_if(ctx, n)?,
         Op::Reduce(ReduceOp::Reduce { .. } | ReduceOp::LayerNormalization { .. }) => {
             norm::lower_norm(ctx, n)

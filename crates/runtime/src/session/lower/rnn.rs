@@ -1,8 +1,9 @@
-//! LSTM on f32 with constant weights: the input projection of every time step in
-//! one product, then per step the recurrence product and the gates with the kernel
-//! table's vectorized sigmoid and tanh.
+//! LSTM and GRU on f32 with constant weights: the input projection of every time
+//! step in one product, then per step the recurrence product and the gates with the
+//! kernel table's vectorized sigmoid and tanh.
 
 use slimnet_ir::ops::rnn::{Activation as RnnActivation, Direction, Recurrent};
+use slimnet_ir::ops::RnnOp;
 use slimnet_ir::{NodeId, ValueId};
 use slimnet_kernels::{Activation, Bias, Epilogue, KernelTable, SgemmShape, Threads, Tier};
 
@@ -12,25 +13,51 @@ use super::{constant_f32, is_f32, Context, Lowered, Lowering};
 /// instead of an sgemm (which packs the whole weight matrix on every call).
 const SGEMM_MIN_ROWS: usize = 4;
 
-/// One direction's constant operands.
+/// The recurrent cell a step runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Cell {
+    /// Gates `i, o, f, c`.
+    Lstm,
+    /// Gates `z, r, h`.
+    Gru { linear_before_reset: bool },
+}
+
+impl Cell {
+    fn gates(self) -> usize {
+        match self {
+            Cell::Lstm => 4,
+            Cell::Gru { .. } => 3,
+        }
+    }
+}
+
+/// One direction's constant operands (`G` is gates times hidden size).
 struct DirWeights {
-    /// `W^T`: `[input, 4·hidden]`.
+    /// `W^T`: `[input, G]`.
     wt: Vec<f32>,
-    /// `R^T`: `[hidden, 4·hidden]`.
+    /// `R^T`: `[hidden, G]` (LSTM); for GRU only the z and r gates,
+    /// `[hidden, 2·hidden]`.
     rt: Vec<f32>,
-    /// `Wb + Rb`: `[4·hidden]`.
+    /// GRU: `Rh^T`, `[hidden, hidden]`; LSTM: empty.
+    rh: Vec<f32>,
+    /// Added to the input projection: `Wb + Rb`, except GRU's `Rbh` with
+    /// linear_before_reset (which goes into `rb_h`).
     bias: Vec<f32>,
+    /// GRU with linear_before_reset: `Rbh`; else empty.
+    rb_h: Vec<f32>,
     reverse: bool,
 }
 
-/// An ONNX LSTM (layout 0, gates `i, o, f, c`, activations sigmoid/tanh/tanh, no
-/// peepholes, clip or coupled gates, every sequence full length).
+/// An ONNX LSTM or GRU (layout 0, default activations, no peepholes, clip or coupled
+/// gates, every sequence full length).
 ///
-/// Contract of [`LstmStep::run`]: `x` is `[seq, batch, input]`; the initial states,
-/// when given, are `[dirs, batch, hidden]`; the outputs, when wanted, are `Y`
-/// `[seq, dirs, batch, hidden]`, `Y_h` and `Y_c` `[dirs, batch, hidden]`; `scratch`
-/// holds at least [`LstmStep::scratch_len`] elements.
-pub(crate) struct LstmStep {
+/// Contract of [`RnnStep::run`]: `x` is `[seq, batch, input]`; the initial states,
+/// when given, are `[dirs, batch, hidden]` (GRU ignores `initial[1]`); the outputs,
+/// when wanted, are `Y` `[seq, dirs, batch, hidden]`, `Y_h` and (LSTM) `Y_c`
+/// `[dirs, batch, hidden]`; `scratch` holds at least [`RnnStep::scratch_len`]
+/// elements.
+pub(crate) struct RnnStep {
+    cell: Cell,
     seq: usize,
     batch: usize,
     input: usize,
@@ -38,12 +65,19 @@ pub(crate) struct LstmStep {
     dirs: Vec<DirWeights>,
 }
 
-impl LstmStep {
+impl RnnStep {
     /// Scratch elements a run needs: the projections of one direction, the gates,
-    /// the hidden and cell states and one row of `tanh(c)`.
+    /// the hidden and cell states and one row of temporaries.
     pub(crate) fn scratch_len(&self) -> usize {
-        let g = 4 * self.hidden;
+        let g = self.cell.gates() * self.hidden;
         self.seq * self.batch * g + self.batch * g + 2 * self.batch * self.hidden + self.hidden
+    }
+
+    pub(crate) fn name(&self) -> &'static str {
+        match self.cell {
+            Cell::Lstm => "lstm",
+            Cell::Gru { .. } => "gru",
+        }
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -57,7 +91,7 @@ impl LstmStep {
         scratch: &mut [f32],
     ) -> Result<(), String> {
         let (seq, batch, input, hidden) = (self.seq, self.batch, self.input, self.hidden);
-        let g = 4 * hidden;
+        let g = self.cell.gates() * hidden;
         let dirs = self.dirs.len();
         let state_len = dirs * batch * hidden;
         if x.len() != seq * batch * input {
@@ -98,29 +132,14 @@ impl LstmStep {
                 let t = if w.reverse { seq - 1 - step } else { step };
                 gates.copy_from_slice(&xw[t * batch * g..(t + 1) * batch * g]);
                 for b in 0..batch {
-                    row_times_matrix(
-                        table.tier(),
-                        &h[b * hidden..(b + 1) * hidden],
-                        &w.rt,
-                        &mut gates[b * g..(b + 1) * g],
-                    );
-                }
-                for b in 0..batch {
                     let gb = &mut gates[b * g..(b + 1) * g];
-                    table.activate(Activation::Sigmoid, &mut gb[..3 * hidden]);
-                    table.activate(Activation::Tanh, &mut gb[3 * hidden..]);
-                    let (i, rest) = gb.split_at(hidden);
-                    let (o, rest) = rest.split_at(hidden);
-                    let (f, cand) = rest.split_at(hidden);
-                    let cb = &mut c[b * hidden..(b + 1) * hidden];
-                    for j in 0..hidden {
-                        cb[j] = f[j] * cb[j] + i[j] * cand[j];
-                    }
-                    tc.copy_from_slice(cb);
-                    table.activate(Activation::Tanh, tc);
                     let hb = &mut h[b * hidden..(b + 1) * hidden];
-                    for j in 0..hidden {
-                        hb[j] = o[j] * tc[j];
+                    let cb = &mut c[b * hidden..(b + 1) * hidden];
+                    match self.cell {
+                        Cell::Lstm => lstm_cell(table, w, gb, hb, cb, tc),
+                        Cell::Gru {
+                            linear_before_reset,
+                        } => gru_cell(table, w, linear_before_reset, gb, hb, tc),
                     }
                 }
                 if let Some(y) = y.as_deref_mut() {
@@ -136,6 +155,71 @@ impl LstmStep {
             }
         }
         Ok(())
+    }
+}
+
+/// One LSTM step of one batch row: `gates` holds the input projection and becomes
+/// scratch; `h` and `c` are updated in place; `tc` is scratch of `hidden` values.
+fn lstm_cell(
+    table: &KernelTable,
+    w: &DirWeights,
+    gates: &mut [f32],
+    h: &mut [f32],
+    c: &mut [f32],
+    tc: &mut [f32],
+) {
+    let hidden = h.len();
+    row_times_matrix(table.tier(), h, &w.rt, gates);
+    table.activate(Activation::Sigmoid, &mut gates[..3 * hidden]);
+    table.activate(Activation::Tanh, &mut gates[3 * hidden..]);
+    let (i, rest) = gates.split_at(hidden);
+    let (o, rest) = rest.split_at(hidden);
+    let (f, cand) = rest.split_at(hidden);
+    for j in 0..hidden {
+        c[j] = f[j] * c[j] + i[j] * cand[j];
+    }
+    tc.copy_from_slice(c);
+    table.activate(Activation::Tanh, tc);
+    for j in 0..hidden {
+        h[j] = o[j] * tc[j];
+    }
+}
+
+/// One GRU step of one batch row: `gates` holds the input projection (biases
+/// included, see [`DirWeights`]) and becomes scratch; `h` is updated in place; `tmp`
+/// is scratch of `hidden` values.
+fn gru_cell(
+    table: &KernelTable,
+    w: &DirWeights,
+    linear_before_reset: bool,
+    gates: &mut [f32],
+    h: &mut [f32],
+    tmp: &mut [f32],
+) {
+    let hidden = h.len();
+    let tier = table.tier();
+    let (zr, cand) = gates.split_at_mut(2 * hidden);
+    row_times_matrix(tier, h, &w.rt, zr);
+    table.activate(Activation::Sigmoid, zr);
+    let r = &zr[hidden..];
+    if linear_before_reset {
+        // The candidate takes r ⊙ (h·Rh^T + Rbh).
+        tmp.copy_from_slice(&w.rb_h);
+        row_times_matrix(tier, h, &w.rh, tmp);
+        for j in 0..hidden {
+            cand[j] += r[j] * tmp[j];
+        }
+    } else {
+        // The candidate takes (r ⊙ h)·Rh^T.
+        for j in 0..hidden {
+            tmp[j] = r[j] * h[j];
+        }
+        row_times_matrix(tier, tmp, &w.rh, cand);
+    }
+    table.activate(Activation::Tanh, &mut gates[2 * hidden..]);
+    let (z, cand) = (&gates[..hidden], &gates[2 * hidden..]);
+    for j in 0..hidden {
+        h[j] = (1.0 - z[j]) * cand[j] + z[j] * h[j];
     }
 }
 
@@ -216,13 +300,28 @@ fn transpose(m: &[f32], rows: usize, cols: usize) -> Vec<f32> {
     t
 }
 
-/// Lowers an LSTM whose weights are constant and whose options the fast step
-/// supports (see [`LstmStep`]); `None` leaves it to the reference kernel.
-pub(crate) fn lower_lstm(
-    ctx: &Context,
-    n: NodeId,
-    r: &Recurrent,
-) -> Result<Option<Lowering>, String> {
+/// Lowers an LSTM or GRU whose weights are constant and whose options the fast step
+/// supports (see [`RnnStep`]); `None` leaves it (and RNN) to the reference kernel.
+pub(crate) fn lower_rnn(ctx: &Context, n: NodeId, op: &RnnOp) -> Result<Option<Lowering>, String> {
+    let (cell, r, per_dir): (Cell, &Recurrent, &[RnnActivation]) = match op {
+        RnnOp::Lstm(r) => (
+            Cell::Lstm,
+            r,
+            &[
+                RnnActivation::Sigmoid,
+                RnnActivation::Tanh,
+                RnnActivation::Tanh,
+            ],
+        ),
+        RnnOp::Gru(r) => (
+            Cell::Gru {
+                linear_before_reset: r.linear_before_reset,
+            },
+            r,
+            &[RnnActivation::Sigmoid, RnnActivation::Tanh],
+        ),
+        RnnOp::Rnn(_) => return Ok(None),
+    };
     let node = &ctx.graph.nodes[n];
     let inp = |k: usize| node.inputs.get(k).copied().flatten();
     let (Some(x), Some(wv), Some(rv)) = (inp(0), inp(1), inp(2)) else {
@@ -231,16 +330,11 @@ pub(crate) fn lower_lstm(
     if r.layout != 0 || r.clip.is_some() || r.input_forget || node.inputs.len() > 8 {
         return Ok(None);
     }
-    let per_dir = [
-        RnnActivation::Sigmoid,
-        RnnActivation::Tanh,
-        RnnActivation::Tanh,
-    ];
-    if !r.activations.chunks(3).all(|a| a == per_dir) {
+    if !r.activations.chunks(per_dir.len()).all(|a| a == per_dir) {
         return Ok(None);
     }
     let dirs = r.direction.count();
-    if r.activations.len() != 3 * dirs || !is_f32(ctx, x) {
+    if r.activations.len() != per_dir.len() * dirs || !is_f32(ctx, x) {
         return Ok(None);
     }
     let (Some(xs), Some(w), Some(rw)) = (
@@ -261,7 +355,7 @@ pub(crate) fn lower_lstm(
             _ => return Ok(None),
         },
     };
-    let g = 4 * hidden;
+    let g = cell.gates() * hidden;
     if ctx.shapes[wv].as_deref() != Some(&[dirs, g, input][..])
         || ctx.shapes[rv].as_deref() != Some(&[dirs, g, hidden][..])
     {
@@ -300,28 +394,57 @@ pub(crate) fn lower_lstm(
     ]
     .iter()
     .all(|(v, shape)| v.is_none_or(|v| is_f32(ctx, v) && ctx.shapes[v].as_ref() == Some(shape)));
-    if !outputs_ok || node.outputs.len() > 3 {
+    let max_outputs = if cell == Cell::Lstm { 3 } else { 2 };
+    if !outputs_ok || node.outputs.len() > max_outputs || node.inputs.len() > 2 * max_outputs + 2 {
         return Ok(None);
     }
     let dirs_weights = (0..dirs)
         .map(|d| {
-            let bias = match b {
-                Some(b) => {
-                    let wb = &b[d * 2 * g..d * 2 * g + g];
-                    let rb = &b[d * 2 * g + g..(d + 1) * 2 * g];
-                    wb.iter().zip(rb).map(|(a, b)| a + b).collect()
+            let (wb, rb) = match b {
+                Some(b) => (
+                    b[d * 2 * g..d * 2 * g + g].to_vec(),
+                    b[d * 2 * g + g..(d + 1) * 2 * g].to_vec(),
+                ),
+                None => (vec![0.0; g], vec![0.0; g]),
+            };
+            let mut bias: Vec<f32> = wb.iter().zip(&rb).map(|(a, b)| a + b).collect();
+            let rt = transpose(&rw[d * g * hidden..(d + 1) * g * hidden], g, hidden);
+            let (rt, rh, rb_h) = match cell {
+                Cell::Lstm => (rt, Vec::new(), Vec::new()),
+                Cell::Gru {
+                    linear_before_reset,
+                } => {
+                    let (zr, h): (Vec<f32>, Vec<f32>) = (
+                        rt.chunks(g)
+                            .flat_map(|row| &row[..2 * hidden])
+                            .copied()
+                            .collect(),
+                        rt.chunks(g)
+                            .flat_map(|row| &row[2 * hidden..])
+                            .copied()
+                            .collect(),
+                    );
+                    let rb_h = if linear_before_reset {
+                        bias[2 * hidden..].copy_from_slice(&wb[2 * hidden..]);
+                        rb[2 * hidden..].to_vec()
+                    } else {
+                        Vec::new()
+                    };
+                    (zr, h, rb_h)
                 }
-                None => vec![0.0; g],
             };
             DirWeights {
                 wt: transpose(&w[d * g * input..(d + 1) * g * input], g, input),
-                rt: transpose(&rw[d * g * hidden..(d + 1) * g * hidden], g, hidden),
+                rt,
+                rh,
                 bias,
+                rb_h,
                 reverse: r.direction == Direction::Reverse || d == 1,
             }
         })
         .collect();
-    let step = LstmStep {
+    let step = RnnStep {
+        cell,
         seq,
         batch,
         input,
@@ -330,7 +453,7 @@ pub(crate) fn lower_lstm(
     };
     Ok(Some(Lowering {
         scratch_len: step.scratch_len(),
-        kernel: Lowered::Lstm(Box::new(step)),
+        kernel: Lowered::Rnn(Box::new(step)),
         fused: Vec::new(),
     }))
 }

@@ -143,7 +143,11 @@ fn check(model: &Model, inputs: &[(&str, Tensor)], tol: f64) -> Vec<(&'static st
     kernels
 }
 
-struct LstmCase {
+#[derive(Clone, Copy)]
+struct RecurrentCase {
+    /// `LSTM`, or `GRU` (then `initial_c` and the third output must be off).
+    op_type: &'static str,
+    linear_before_reset: bool,
     seq: usize,
     batch: usize,
     input: usize,
@@ -156,9 +160,10 @@ struct LstmCase {
     outputs: [bool; 3],
 }
 
-fn lstm_case(c: &LstmCase) {
+fn recurrent_case(c: &RecurrentCase) {
     let dirs = if c.direction == "bidirectional" { 2 } else { 1 };
-    let g = 4 * c.hidden;
+    let lstm = c.op_type == "LSTM";
+    let g = if lstm { 4 } else { 3 } * c.hidden;
     let mut b = B::new(14);
     let x = b.input("x", &[c.seq, c.batch, c.input]);
     let w = b.constant("w", tensor(&[dirs, g, c.input], 1, 0.5));
@@ -170,16 +175,22 @@ fn lstm_case(c: &LstmCase) {
     let h0 = c.initial_h.then(|| b.input("h0", &state));
     let c0 = c.initial_c.then(|| b.input("c0", &state));
     let names = ["y", "y_h", "y_c"];
-    let outs: Vec<Option<&str>> = (0..3).map(|k| c.outputs[k].then_some(names[k])).collect();
-    let produced = b.node(
-        "LSTM",
-        &[Some(x), Some(w), Some(r), bias, None, h0, c0],
-        &outs,
-        vec![
-            ("hidden_size", Attr::Int(c.hidden as i64)),
-            ("direction", Attr::String(c.direction.into())),
-        ],
-    );
+    let count = if lstm { 3 } else { 2 };
+    let outs: Vec<Option<&str>> = (0..count)
+        .map(|k| c.outputs[k].then_some(names[k]))
+        .collect();
+    let mut ins = vec![Some(x), Some(w), Some(r), bias, None, h0];
+    if lstm {
+        ins.push(c0);
+    }
+    let mut attrs = vec![
+        ("hidden_size", Attr::Int(c.hidden as i64)),
+        ("direction", Attr::String(c.direction.into())),
+    ];
+    if c.linear_before_reset {
+        attrs.push(("linear_before_reset", Attr::Int(1)));
+    }
+    let produced = b.node(c.op_type, &ins, &outs, attrs);
     let model = b.model(&produced);
     let mut inputs = vec![("x", tensor(&[c.seq, c.batch, c.input], 4, 1.5))];
     if c.initial_h {
@@ -189,12 +200,15 @@ fn lstm_case(c: &LstmCase) {
         inputs.push(("c0", tensor(&state, 6, 0.8)));
     }
     let kernels = check(&model, &inputs, 1e-5);
-    assert_eq!(kernels, [("lstm", "LSTM".to_string())]);
+    let kernel = if lstm { "lstm" } else { "gru" };
+    assert_eq!(kernels, [(kernel, c.op_type.to_string())]);
 }
 
 #[test]
 fn lstm_matches_the_reference() {
-    let base = LstmCase {
+    let base = RecurrentCase {
+        op_type: "LSTM",
+        linear_before_reset: false,
         seq: 3,
         batch: 2,
         input: 5,
@@ -205,8 +219,8 @@ fn lstm_matches_the_reference() {
         initial_c: true,
         outputs: [true, true, true],
     };
-    lstm_case(&base);
-    lstm_case(&LstmCase {
+    recurrent_case(&base);
+    recurrent_case(&RecurrentCase {
         seq: 2,
         batch: 1,
         hidden: 3,
@@ -217,7 +231,7 @@ fn lstm_matches_the_reference() {
         outputs: [false, true, false],
         ..base
     });
-    lstm_case(&LstmCase {
+    recurrent_case(&RecurrentCase {
         seq: 5,
         batch: 1,
         input: 4,
@@ -227,7 +241,7 @@ fn lstm_matches_the_reference() {
         outputs: [true, false, true],
         ..base
     });
-    lstm_case(&LstmCase {
+    recurrent_case(&RecurrentCase {
         seq: 4,
         batch: 2,
         input: 1,
@@ -236,13 +250,55 @@ fn lstm_matches_the_reference() {
         outputs: [true, true, false],
         ..base
     });
-    lstm_case(&LstmCase {
+    recurrent_case(&RecurrentCase {
         seq: 1,
         batch: 1,
         input: 16,
         hidden: 33,
         ..base
     });
+}
+
+#[test]
+fn gru_matches_the_reference() {
+    let base = RecurrentCase {
+        op_type: "GRU",
+        linear_before_reset: false,
+        seq: 3,
+        batch: 2,
+        input: 5,
+        hidden: 7,
+        direction: "forward",
+        bias: true,
+        initial_h: true,
+        initial_c: false,
+        outputs: [true, true, false],
+    };
+    for linear_before_reset in [false, true] {
+        let base = RecurrentCase {
+            linear_before_reset,
+            ..base
+        };
+        recurrent_case(&base);
+        recurrent_case(&RecurrentCase {
+            seq: 5,
+            batch: 1,
+            hidden: 4,
+            direction: "bidirectional",
+            initial_h: false,
+            outputs: [false, true, false],
+            ..base
+        });
+        recurrent_case(&RecurrentCase {
+            seq: 1,
+            batch: 2,
+            hidden: 11,
+            direction: "reverse",
+            bias: false,
+            outputs: [true, false, false],
+            ..base
+        });
+    }
 }
 
 #[test]

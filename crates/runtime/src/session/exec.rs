@@ -8,7 +8,7 @@ use slimnet_ir::{Op, ValueId};
 use slimnet_kernels::{KernelTable, Threads};
 use slimnet_tensor::{Tensor, TensorData};
 
-use super::lower::{GemmStep, Lowered};
+use super::lower::{GemmStep, IfStep, Lowered};
 use super::plan::{Plan, Slot, Step};
 use crate::interpreter::run_control;
 use crate::reference::run_op;
@@ -123,25 +123,7 @@ pub(crate) fn run(
             _ => {}
         }
     }
-    for (i, step) in plan.steps.iter().enumerate() {
-        let started = profile.then(Instant::now);
-        run_step(plan, ws, table, threads, step).map_err(|reason| {
-            let node = &g.nodes[step.node];
-            RuntimeError::Node {
-                node: node.display_name(g),
-                op_type: step.op_types.clone(),
-                reason,
-            }
-        })?;
-        if let Some(t0) = started {
-            let entry = &mut ws.timings[i];
-            entry.0 += t0.elapsed();
-            entry.1 += 1;
-        }
-        for &v in &step.release {
-            ws.dynamic[v] = None;
-        }
-    }
+    run_steps(plan, ws, table, threads, profile)?;
     outputs.truncate(g.outputs.len());
     for (k, &v) in g.outputs.iter().enumerate() {
         let io = Io {
@@ -178,6 +160,37 @@ pub(crate) fn run(
             } else {
                 outputs.push(t);
             }
+        }
+    }
+    Ok(())
+}
+
+/// Runs every step of `plan` on the inputs already in `ws`.
+fn run_steps(
+    plan: &Plan,
+    ws: &mut Workspace,
+    table: &KernelTable,
+    threads: &Threads,
+    profile: bool,
+) -> Result<(), RuntimeError> {
+    let g = &plan.graph;
+    for (i, step) in plan.steps.iter().enumerate() {
+        let started = profile.then(Instant::now);
+        run_step(plan, ws, table, threads, step).map_err(|reason| {
+            let node = &g.nodes[step.node];
+            RuntimeError::Node {
+                node: node.display_name(g),
+                op_type: step.op_types.clone(),
+                reason,
+            }
+        })?;
+        if let Some(t0) = started {
+            let entry = &mut ws.timings[i];
+            entry.0 += t0.elapsed();
+            entry.1 += 1;
+        }
+        for &v in &step.release {
+            ws.dynamic[v] = None;
         }
     }
     Ok(())
@@ -248,6 +261,24 @@ fn run_step(
             &mut ws.scratch,
         ),
         Lowered::Move(m) => m.run(threads, |k| io.read(input(k)?), |k| io.write(out(k)?)),
+        Lowered::Rnn(l) => {
+            let read = |k: usize| step.inputs.get(k).copied().flatten().map(|v| io.read(v));
+            let write = |k: usize| step.outputs.get(k).copied().flatten().map(|v| io.write(v));
+            l.run(
+                table,
+                threads,
+                io.read(input(0)?)?,
+                [read(5).transpose()?, read(6).transpose()?],
+                [
+                    write(0).transpose()?,
+                    write(1).transpose()?,
+                    write(2).transpose()?,
+                ],
+                &mut ws.scratch,
+            )
+        }
+        Lowered::Norm(s) => s.run(table, io.read(input(0)?)?, io.write(out(0)?)?),
+        Lowered::If(s) => run_if(plan, ws, table, threads, step, s),
         Lowered::Reference => run_reference(plan, ws, step),
     }
 }
@@ -317,6 +348,86 @@ fn run_reference(plan: &Plan, ws: &mut Workspace, step: &Step) -> Result<(), Str
             Slot::Dynamic => ws.dynamic[v] = Some(t),
             _ => {}
         }
+    }
+    Ok(())
+}
+
+/// Runs the branch of an `If` step that its condition picks: feeds the branch the
+/// captured values, runs its plan, and stores its outputs in the step's slots.
+fn run_if(
+    plan: &Plan,
+    ws: &mut Workspace,
+    table: &KernelTable,
+    threads: &Threads,
+    step: &Step,
+    s: &IfStep,
+) -> Result<(), String> {
+    let io = Io {
+        base: ws.arena.as_mut_ptr(),
+        plan,
+        dynamic: &ws.dynamic,
+    };
+    let cond = io.tensor(
+        step.inputs
+            .first()
+            .copied()
+            .flatten()
+            .ok_or("condition missing")?,
+    )?;
+    if cond.len() != 1 {
+        return Err(format!(
+            "condition must hold one element, got shape {:?}",
+            cond.shape()
+        ));
+    }
+    let take = match cond.data() {
+        TensorData::Bool(b) => b[0],
+        _ => cond.to_vec::<f64>().map_err(|e| e.to_string())?[0] != 0.0,
+    };
+    let branch = &s.branches[usize::from(!take)];
+    let mut sub_ws = branch
+        .state
+        .lock()
+        .map_err(|_| "branch workspace poisoned")?;
+    let sub = &branch.plan;
+    for (&si, &o) in sub.graph.inputs.iter().zip(&branch.feeds) {
+        match &sub.slots[si] {
+            Slot::Arena { offset, len } => {
+                sub_ws.arena[*offset..*offset + *len].copy_from_slice(io.read(o)?)
+            }
+            Slot::Dynamic => sub_ws.dynamic[si] = Some(io.tensor(o)?.into_owned()),
+            _ => {}
+        }
+    }
+    run_steps(sub, &mut sub_ws, table, threads, false).map_err(|e| e.to_string())?;
+    let sub_io = Io {
+        base: sub_ws.arena.as_mut_ptr(),
+        plan: sub,
+        dynamic: &sub_ws.dynamic,
+    };
+    let mut fresh = Vec::new();
+    for (&sv, o) in sub.graph.outputs.iter().zip(&step.outputs) {
+        let Some(o) = *o else { continue };
+        match &plan.slots[o] {
+            Slot::Arena { .. } => {
+                let (src, dst) = (sub_io.read(sv)?, io.write(o)?);
+                if src.len() != dst.len() {
+                    return Err(format!(
+                        "'{}' came out with {} values, planned {}",
+                        plan.graph.values[o].name,
+                        src.len(),
+                        dst.len()
+                    ));
+                }
+                dst.copy_from_slice(src);
+            }
+            Slot::Dynamic => fresh.push((o, sub_io.tensor(sv)?.into_owned())),
+            _ => {}
+        }
+    }
+    drop(sub_ws);
+    for (o, t) in fresh {
+        ws.dynamic[o] = Some(t);
     }
     Ok(())
 }

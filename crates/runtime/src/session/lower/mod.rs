@@ -1,6 +1,7 @@
 //! Lowering: choosing the kernel for each node, fusing what follows it where that
 //! saves a pass over memory.
 
+mod control;
 mod conv;
 mod deconv;
 mod eltwise;
@@ -8,12 +9,17 @@ mod gemm;
 mod movement;
 mod pool;
 mod resize;
+mod norm;
+mod rnn;
+#[cfg(test)]
+mod tests;
 
-use slimnet_ir::ops::{ElementwiseOp, NnOp, ShapeOp};
+use slimnet_ir::ops::{ControlOp, ElementwiseOp, NnOp, ReduceOp, ShapeOp};
 use slimnet_ir::{Graph, NodeId, Op, ValueId};
 use slimnet_kernels::{Activation, KernelTable, Threads};
 use slimnet_tensor::DType;
 
+pub(crate) use control::IfStep;
 pub(crate) use conv::ConvStep;
 pub(crate) use deconv::DeconvStep;
 pub(crate) use eltwise::EltwiseStep;
@@ -21,6 +27,8 @@ pub(crate) use gemm::GemmStep;
 pub(crate) use movement::MoveStep;
 pub(crate) use pool::PoolStep;
 pub(crate) use resize::ResizeStep;
+pub(crate) use norm::NormStep;
+pub(crate) use rnn::RnnStep;
 
 /// What lowering needs to know about the graph.
 pub(crate) struct Context<'a> {
@@ -54,6 +62,12 @@ pub(crate) enum Lowered {
     Deconv(Box<DeconvStep>),
     /// Data movement: Concat, Transpose, Slice, Split, Pad, Gather.
     Move(MoveStep),
+    /// LSTM or GRU with constant weights.
+    Rnn(Box<RnnStep>),
+    /// Layer norm and reductions over the last axis.
+    Norm(NormStep),
+    /// `If` with both branches planned.
+    If(Box<IfStep>),
 }
 
 impl Lowered {
@@ -69,6 +83,9 @@ impl Lowered {
             Lowered::Resize(_) => "resize",
             Lowered::Deconv(_) => "deconv_gemm",
             Lowered::Move(m) => m.name(),
+            Lowered::Rnn(r) => r.name(),
+            Lowered::Norm(s) => s.name(),
+            Lowered::If(_) => "branch_plan",
         }
     }
 }
@@ -112,6 +129,11 @@ pub(crate) fn lower(ctx: &Context, n: NodeId) -> Result<Lowering, String> {
             | ShapeOp::Split { .. }
             | ShapeOp::Gather { .. },
         ) => movement::lower_movement(ctx, n)?,
+        Op::Rnn(r) => rnn::lower_rnn(ctx, n, r)?,
+        Op::Control(ControlOp::If { .. }) => control::lower_if(ctx, n)?,
+        Op::Reduce(ReduceOp::Reduce { .. } | ReduceOp::LayerNormalization { .. }) => {
+            norm::lower_norm(ctx, n)
+        }
         Op::Elementwise(ElementwiseOp::Identity) => alias(ctx, n),
         Op::Elementwise(_) | Op::Reduce(_) => eltwise::lower_eltwise(ctx, n),
         Op::Shape(

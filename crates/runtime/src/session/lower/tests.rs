@@ -1,0 +1,458 @@
+//! The LSTM, layer-norm and reduction lowerings on small hand-built graphs, each run
+//! by a session (1 and 2 threads) and by the reference interpreter.
+
+use std::sync::Arc;
+
+use slimnet_ir::{Attr, Attributes, Graph, Model, Node, NodeContext, Op, Value, ValueInfo};
+use slimnet_tensor::{DType, Tensor};
+
+use crate::{run_model, Session, SessionOptions};
+
+/// Deterministic values in `[-scale, scale)`.
+fn noise(len: usize, seed: u64, scale: f32) -> Vec<f32> {
+    let mut s = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
+    (0..len)
+        .map(|_| {
+            s ^= s << 13;
+            s ^= s >> 7;
+            s ^= s << 17;
+            ((s >> 40) as f32 / (1u64 << 24) as f32 * 2.0 - 1.0) * scale
+        })
+        .collect()
+}
+
+fn tensor(shape: &[usize], seed: u64, scale: f32) -> Tensor {
+    let len = shape.iter().product();
+    Tensor::from_vec(shape.to_vec(), noise(len, seed, scale)).unwrap()
+}
+
+/// A graph builder: values by name.
+struct B {
+    g: Graph,
+    opset: i64,
+}
+
+impl B {
+    fn new(opset: i64) -> B {
+        B {
+            g: Graph::default(),
+            opset,
+        }
+    }
+    fn input(&mut self, name: &str, shape: &[usize]) -> usize {
+        let mut v = Value::new(name);
+        v.info = ValueInfo::known(DType::F32, shape);
+        let id = self.g.add_value(v);
+        self.g.inputs.push(id);
+        id
+    }
+    fn constant(&mut self, name: &str, t: Tensor) -> usize {
+        let mut v = Value::new(name);
+        v.info = ValueInfo::of_tensor(&t);
+        v.constant = Some(Arc::new(t));
+        self.g.add_value(v)
+    }
+    /// A node with the given (possibly omitted) inputs and outputs; returns the ids of
+    /// the outputs it has.
+    fn node(
+        &mut self,
+        op_type: &str,
+        inputs: &[Option<usize>],
+        outputs: &[Option<&str>],
+        attrs: Vec<(&str, Attr)>,
+    ) -> Vec<usize> {
+        let ctx = NodeContext {
+            name: op_type,
+            op_type,
+            domain: "",
+            opset: self.opset,
+            num_inputs: inputs.len(),
+            num_outputs: outputs.len(),
+        };
+        let mut a = Attributes::new(attrs.into_iter().map(|(k, v)| (k.into(), v)).collect());
+        let op = Op::parse(&ctx, &mut a).expect("valid op");
+        let outs: Vec<Option<usize>> = outputs
+            .iter()
+            .map(|o| o.map(|name| self.g.add_value(Value::new(name))))
+            .collect();
+        self.g.nodes.push(Node {
+            name: format!("{op_type}_{}", self.g.nodes.len()),
+            op,
+            inputs: inputs.to_vec(),
+            outputs: outs.clone(),
+        });
+        outs.into_iter().flatten().collect()
+    }
+    fn op(
+        &mut self,
+        out: &str,
+        op_type: &str,
+        inputs: &[usize],
+        attrs: Vec<(&str, Attr)>,
+    ) -> usize {
+        let ins: Vec<Option<usize>> = inputs.iter().map(|&i| Some(i)).collect();
+        self.node(op_type, &ins, &[Some(out)], attrs)[0]
+    }
+    fn model(mut self, outputs: &[usize]) -> Model {
+        self.g.outputs = outputs.to_vec();
+        Model {
+            graph: self.g,
+            ir_version: 8,
+            opsets: vec![(String::new(), self.opset)],
+            ..Default::default()
+        }
+    }
+}
+
+/// Runs `model` with the interpreter and with sessions of 1 and 2 threads, checks the
+/// outputs agree within `tol` (relative to magnitudes of at least 1), and returns the
+/// kernel names of the session's steps with their op types.
+fn check(model: &Model, inputs: &[(&str, Tensor)], tol: f64) -> Vec<(&'static str, String)> {
+    let inputs: Vec<(String, Tensor)> = inputs
+        .iter()
+        .map(|(n, t)| (n.to_string(), t.clone()))
+        .collect();
+    let want = run_model(model, inputs.clone()).unwrap();
+    let mut kernels = Vec::new();
+    for threads in [1, 2] {
+        let options = SessionOptions {
+            threads,
+            optimize: true,
+            profile: true,
+        };
+        let mut session = Session::new(model.clone(), options).unwrap();
+        let got = session.run(inputs.clone()).unwrap();
+        assert_eq!(want.len(), got.len());
+        for ((wn, w), (gn, g)) in want.iter().zip(&got) {
+            assert_eq!(wn, gn);
+            assert_eq!(w.shape(), g.shape(), "{wn}");
+            let (w, g) = (w.to_vec::<f64>().unwrap(), g.to_vec::<f64>().unwrap());
+            for (i, (a, b)) in w.iter().zip(&g).enumerate() {
+                assert!(
+                    (a - b).abs() <= tol * a.abs().max(1.0),
+                    "{wn}[{i}]: {a} vs {b}"
+                );
+            }
+        }
+        kernels = session
+            .profile()
+            .into_iter()
+            .map(|p| (p.kernel, p.op_types))
+            .collect();
+    }
+    kernels
+}
+
+#[derive(Clone, Copy)]
+struct RecurrentCase {
+    /// `LSTM`, or `GRU` (then `initial_c` and the third output must be off).
+    op_type: &'static str,
+    linear_before_reset: bool,
+    seq: usize,
+    batch: usize,
+    input: usize,
+    hidden: usize,
+    direction: &'static str,
+    bias: bool,
+    initial_h: bool,
+    initial_c: bool,
+    /// Which of Y, Y_h, Y_c the node produces.
+    outputs: [bool; 3],
+}
+
+fn recurrent_case(c: &RecurrentCase) {
+    let dirs = if c.direction == "bidirectional" { 2 } else { 1 };
+    let lstm = c.op_type == "LSTM";
+    let g = if lstm { 4 } else { 3 } * c.hidden;
+    let mut b = B::new(14);
+    let x = b.input("x", &[c.seq, c.batch, c.input]);
+    let w = b.constant("w", tensor(&[dirs, g, c.input], 1, 0.5));
+    let r = b.constant("r", tensor(&[dirs, g, c.hidden], 2, 0.5));
+    let bias = c
+        .bias
+        .then(|| b.constant("b", tensor(&[dirs, 2 * g], 3, 0.5)));
+    let state = [dirs, c.batch, c.hidden];
+    let h0 = c.initial_h.then(|| b.input("h0", &state));
+    let c0 = c.initial_c.then(|| b.input("c0", &state));
+    let names = ["y", "y_h", "y_c"];
+    let count = if lstm { 3 } else { 2 };
+    let outs: Vec<Option<&str>> = (0..count)
+        .map(|k| c.outputs[k].then_some(names[k]))
+        .collect();
+    let mut ins = vec![Some(x), Some(w), Some(r), bias, None, h0];
+    if lstm {
+        ins.push(c0);
+    }
+    let mut attrs = vec![
+        ("hidden_size", Attr::Int(c.hidden as i64)),
+        ("direction", Attr::String(c.direction.into())),
+    ];
+    if c.linear_before_reset {
+        attrs.push(("linear_before_reset", Attr::Int(1)));
+    }
+    let produced = b.node(c.op_type, &ins, &outs, attrs);
+    let model = b.model(&produced);
+    let mut inputs = vec![("x", tensor(&[c.seq, c.batch, c.input], 4, 1.5))];
+    if c.initial_h {
+        inputs.push(("h0", tensor(&state, 5, 0.8)));
+    }
+    if c.initial_c {
+        inputs.push(("c0", tensor(&state, 6, 0.8)));
+    }
+    let kernels = check(&model, &inputs, 1e-5);
+    let kernel = if lstm { "lstm" } else { "gru" };
+    assert_eq!(kernels, [(kernel, c.op_type.to_string())]);
+}
+
+#[test]
+fn lstm_matches_the_reference() {
+    let base = RecurrentCase {
+        op_type: "LSTM",
+        linear_before_reset: false,
+        seq: 3,
+        batch: 2,
+        input: 5,
+        hidden: 7,
+        direction: "forward",
+        bias: true,
+        initial_h: true,
+        initial_c: true,
+        outputs: [true, true, true],
+    };
+    recurrent_case(&base);
+    recurrent_case(&RecurrentCase {
+        seq: 2,
+        batch: 1,
+        hidden: 3,
+        direction: "reverse",
+        bias: false,
+        initial_h: false,
+        initial_c: false,
+        outputs: [false, true, false],
+        ..base
+    });
+    recurrent_case(&RecurrentCase {
+        seq: 5,
+        batch: 1,
+        input: 4,
+        hidden: 9,
+        direction: "bidirectional",
+        initial_c: false,
+        outputs: [true, false, true],
+        ..base
+    });
+    recurrent_case(&RecurrentCase {
+        seq: 4,
+        batch: 2,
+        input: 1,
+        hidden: 1,
+        initial_h: false,
+        outputs: [true, true, false],
+        ..base
+    });
+    recurrent_case(&RecurrentCase {
+        seq: 1,
+        batch: 1,
+        input: 16,
+        hidden: 33,
+        ..base
+    });
+}
+
+#[test]
+fn gru_matches_the_reference() {
+    let base = RecurrentCase {
+        op_type: "GRU",
+        linear_before_reset: false,
+        seq: 3,
+        batch: 2,
+        input: 5,
+        hidden: 7,
+        direction: "forward",
+        bias: true,
+        initial_h: true,
+        initial_c: false,
+        outputs: [true, true, false],
+    };
+    for linear_before_reset in [false, true] {
+        let base = RecurrentCase {
+            linear_before_reset,
+            ..base
+        };
+        recurrent_case(&base);
+        recurrent_case(&RecurrentCase {
+            seq: 5,
+            batch: 1,
+            hidden: 4,
+            direction: "bidirectional",
+            initial_h: false,
+            outputs: [false, true, false],
+            ..base
+        });
+        recurrent_case(&RecurrentCase {
+            seq: 1,
+            batch: 2,
+            hidden: 11,
+            direction: "reverse",
+            bias: false,
+            outputs: [true, false, false],
+            ..base
+        });
+    }
+}
+
+#[test]
+fn lstm_with_clip_falls_back() {
+    let mut b = B::new(14);
+    let x = b.input("x", &[2, 1, 3]);
+    let w = b.constant("w", tensor(&[1, 8, 3], 1, 0.5));
+    let r = b.constant("r", tensor(&[1, 8, 2], 2, 0.5));
+    let y = b.node(
+        "LSTM",
+        &[Some(x), Some(w), Some(r)],
+        &[Some("y")],
+        vec![("hidden_size", Attr::Int(2)), ("clip", Attr::Float(0.5))],
+    );
+    let model = b.model(&y);
+    let kernels = check(&model, &[("x", tensor(&[2, 1, 3], 4, 2.0))], 1e-5);
+    assert_eq!(kernels[0].0, "reference");
+}
+
+/// The nine-node layer norm of opset-12 exporters over the last axis of `x`.
+fn spelled_out_layer_norm(b: &mut B, x: usize, cols: usize) -> (usize, usize) {
+    let axes = || vec![("axes", Attr::Ints(vec![-1]))];
+    let mean = b.op("mean", "ReduceMean", &[x], axes());
+    let d = b.op("d", "Sub", &[x, mean], vec![]);
+    let two = b.constant("two", Tensor::scalar(2f32));
+    let sq = b.op("sq", "Pow", &[d, two], vec![]);
+    let var = b.op("var", "ReduceMean", &[sq], axes());
+    let eps = b.constant("eps", Tensor::scalar(1e-5f32));
+    let ve = b.op("ve", "Add", &[var, eps], vec![]);
+    let sd = b.op("sd", "Sqrt", &[ve], vec![]);
+    let n = b.op("n", "Div", &[d, sd], vec![]);
+    let gamma = b.constant("gamma", tensor(&[cols], 7, 2.0));
+    let scaled = b.op("scaled", "Mul", &[n, gamma], vec![]);
+    let beta = b.constant("beta", tensor(&[cols], 8, 1.0));
+    let y = b.op("y", "Add", &[beta, scaled], vec![]);
+    (d, y)
+}
+
+#[test]
+fn spelled_out_layer_norm_is_one_step() {
+    let mut b = B::new(12);
+    let x = b.input("x", &[2, 3, 13]);
+    let (_, y) = spelled_out_layer_norm(&mut b, x, 13);
+    let model = b.model(&[y]);
+    let kernels = check(&model, &[("x", tensor(&[2, 3, 13], 9, 3.0))], 1e-5);
+    assert_eq!(
+        kernels,
+        [(
+            "layer_norm",
+            "ReduceMean+Sub+Pow+ReduceMean+Add+Sqrt+Div+Mul+Add".to_string()
+        )]
+    );
+}
+
+#[test]
+fn layer_norm_pattern_with_a_shared_intermediate_is_not_fused() {
+    let mut b = B::new(12);
+    let x = b.input("x", &[4, 6]);
+    let (d, y) = spelled_out_layer_norm(&mut b, x, 6);
+    let model = b.model(&[y, d]);
+    let kernels = check(&model, &[("x", tensor(&[4, 6], 10, 3.0))], 1e-5);
+    assert!(
+        kernels.iter().all(|(k, _)| *k != "layer_norm"),
+        "{kernels:?}"
+    );
+    assert_eq!(kernels[0], ("reduce_last", "ReduceMean".to_string()));
+}
+
+#[test]
+fn layer_normalization_op_is_lowered() {
+    let mut b = B::new(17);
+    let x = b.input("x", &[3, 2, 5]);
+    let scale = b.constant("scale", tensor(&[2, 5], 11, 2.0));
+    let bias = b.constant("bias", tensor(&[2, 5], 12, 1.0));
+    let y = b.node(
+        "LayerNormalization",
+        &[Some(x), Some(scale), Some(bias)],
+        &[Some("y")],
+        vec![("axis", Attr::Int(-2)), ("epsilon", Attr::Float(1e-3))],
+    );
+    let model = b.model(&y);
+    let kernels = check(&model, &[("x", tensor(&[3, 2, 5], 13, 3.0))], 1e-5);
+    assert_eq!(kernels, [("layer_norm", "LayerNormalization".to_string())]);
+}
+
+#[test]
+fn reductions_over_the_last_axis() {
+    for (op_type, keepdims) in [
+        ("ReduceMean", 1),
+        ("ReduceMean", 0),
+        ("ReduceSum", 1),
+        ("ReduceMax", 0),
+        ("ReduceMax", 1),
+    ] {
+        let mut b = B::new(11);
+        let x = b.input("x", &[3, 4, 19]);
+        let y = b.op(
+            "y",
+            op_type,
+            &[x],
+            vec![
+                ("axes", Attr::Ints(vec![2])),
+                ("keepdims", Attr::Int(keepdims)),
+            ],
+        );
+        let model = b.model(&[y]);
+        let kernels = check(&model, &[("x", tensor(&[3, 4, 19], 14, 5.0))], 1e-5);
+        assert_eq!(kernels, [("reduce_last", op_type.to_string())]);
+    }
+    // Another axis stays with the reference kernel.
+    let mut b = B::new(11);
+    let x = b.input("x", &[3, 4]);
+    let y = b.op("y", "ReduceSum", &[x], vec![("axes", Attr::Ints(vec![0]))]);
+    let kernels = check(&b.model(&[y]), &[("x", tensor(&[3, 4], 15, 1.0))], 1e-6);
+    assert_eq!(kernels[0].0, "reference");
+}
+
+/// A branch graph reading `x` from the enclosing graph: `op(x · k)` with `k` its own
+/// constant.
+fn branch(op_type: &str, k: f32) -> Graph {
+    let mut b = B::new(13);
+    let mut x = Value::new("x");
+    x.outer = true;
+    let x = b.g.add_value(x);
+    let k = b.constant("k", Tensor::scalar(k));
+    let t = b.op(&format!("{op_type}_t"), "Mul", &[x, k], vec![]);
+    let y = b.op(&format!("{op_type}_y"), op_type, &[t], vec![]);
+    b.g.outputs = vec![y];
+    b.g
+}
+
+#[test]
+fn if_runs_planned_branches() {
+    let mut b = B::new(13);
+    let x = b.input("x", &[2, 3]);
+    let sum = b.op("sum", "ReduceSum", &[x], vec![("keepdims", Attr::Int(0))]);
+    let zero = b.constant("zero", Tensor::scalar(0f32));
+    let cond = b.op("cond", "Greater", &[sum, zero], vec![]);
+    let y = b.g.add_value(Value::new("y"));
+    b.g.nodes.push(Node {
+        name: "if".into(),
+        op: Op::Control(slimnet_ir::ops::ControlOp::If {
+            then_branch: Box::new(branch("Relu", 2.0)),
+            else_branch: Box::new(branch("Tanh", -0.5)),
+        }),
+        inputs: vec![Some(cond)],
+        outputs: vec![Some(y)],
+    });
+    let z = b.op("z", "Sigmoid", &[y], vec![]);
+    let model = b.model(&[z]);
+    // Each input and its negation: sums of both signs take both branches.
+    for (seed, scale) in [(0, 1.0), (0, -1.0), (1, 2.0), (1, -2.0)] {
+        let kernels = check(&model, &[("x", tensor(&[2, 3], seed, scale))], 1e-6);
+        let step = kernels.iter().find(|(_, t)| t == "If").unwrap();
+        assert_eq!(step.0, "branch_plan");
+    }
+}

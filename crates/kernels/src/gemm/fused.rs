@@ -1,7 +1,7 @@
 //! The fused sgemm entry points of [`KernelTable`]: `C = act(A·B + bias)` split over
 //! threads, with `A` packed on the fly or once ahead ([`PackedA`]).
 
-use super::driver::{ASrc, Window};
+use super::driver::{ASrc, BSrc, Window};
 use super::epilogue::TileEpi;
 use super::{GemmImpl, SgemmShape};
 use crate::cpu::Tier;
@@ -35,6 +35,54 @@ impl PackedA {
     /// Columns of the matrix.
     pub fn k(&self) -> usize {
         self.k
+    }
+
+    /// The tier whose kernels it was packed for.
+    pub fn tier(&self) -> Tier {
+        self.tier
+    }
+
+    /// The blocked kernel it was packed for.
+    pub(crate) fn kernel(&self) -> &'static GemmImpl {
+        self.imp
+    }
+}
+
+/// A `B` operand of [`KernelTable::sgemm_packed_raw`].
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum BArg {
+    /// Row-major with leading dimension `ldb`, `len` values readable.
+    Raw {
+        ptr: *const f32,
+        len: usize,
+        ldb: usize,
+    },
+    /// In the layout of [`super::driver::pack_b_full`] for the kernel of the packed `A`
+    /// (its `NR` and `kc`), `len` values readable.
+    Packed { ptr: *const f32, len: usize },
+}
+
+/// A matrix `B` packed once for one [`KernelTable`] (the layout depends on its tier),
+/// for repeated products with [`KernelTable::sgemm_packed_b`]; typically constant
+/// weights on the right.
+#[derive(Clone, Debug)]
+pub struct PackedB {
+    tier: Tier,
+    imp: &'static GemmImpl,
+    k: usize,
+    n: usize,
+    data: Vec<f32>,
+}
+
+impl PackedB {
+    /// Rows of the matrix.
+    pub fn k(&self) -> usize {
+        self.k
+    }
+
+    /// Columns of the matrix.
+    pub fn n(&self) -> usize {
+        self.n
     }
 
     /// The tier whose kernels it was packed for.
@@ -93,9 +141,20 @@ pub(crate) unsafe fn run_window(g: &GemmImpl, w: &Window, threads: &Threads) {
             let j0 = i * chunk;
             let mut sub = *w;
             sub.n = chunk.min(w.n - j0);
-            // SAFETY: `j0 < n`, so the offsets stay inside `B`, `C` and the biases.
+            // SAFETY: `j0 < n`, so the offsets stay inside `B`, `C` and the biases;
+            // `j0` is a multiple of `NR` as packed columns need.
             unsafe {
-                sub.b = w.b.add(j0);
+                sub.b = match w.b {
+                    BSrc::Raw { ptr, ldb } => BSrc::Raw {
+                        ptr: ptr.add(j0),
+                        ldb,
+                    },
+                    BSrc::Packed { ptr, cols, col0 } => BSrc::Packed {
+                        ptr,
+                        cols,
+                        col0: col0 + j0,
+                    },
+                };
                 sub.c = w.c.add(j0);
                 sub.epi = w.epi.offset(0, j0);
             }
@@ -164,8 +223,10 @@ impl KernelTable {
                 ptr: a.as_ptr(),
                 lda: shape.lda,
             },
-            b: b.as_ptr(),
-            ldb: shape.ldb,
+            b: BSrc::Raw {
+                ptr: b.as_ptr(),
+                ldb: shape.ldb,
+            },
             c: c.as_mut_ptr(),
             ldc: shape.ldc,
             beta: 0.0,
@@ -238,9 +299,11 @@ impl KernelTable {
                 a,
                 0,
                 a.m,
-                b.as_ptr(),
-                b.len(),
-                ldb,
+                BArg::Raw {
+                    ptr: b.as_ptr(),
+                    len: b.len(),
+                    ldb,
+                },
                 n,
                 c.as_mut_ptr(),
                 c.len(),
@@ -252,20 +315,19 @@ impl KernelTable {
     }
 
     /// [`KernelTable::sgemm_packed`] on rows `row0..row0 + m` of `a` (`row0` a multiple
-    /// of the tile height, checked) with raw `B` and `C` whose lengths are given.
+    /// of the tile height, checked) with `B` raw or in the packed layout of `a`'s
+    /// kernel, and `C` raw, their lengths given.
     ///
     /// # Safety
-    /// `b` must be valid for `b_len` reads and `c` for `c_len` reads and writes that no
-    /// one else makes meanwhile.
+    /// `b` must be valid for its `len` reads and `c` for `c_len` reads and writes that
+    /// no one else makes meanwhile.
     #[allow(clippy::too_many_arguments)]
     pub(crate) unsafe fn sgemm_packed_raw(
         &self,
         a: &PackedA,
         row0: usize,
         m: usize,
-        b: *const f32,
-        b_len: usize,
-        ldb: usize,
+        b: BArg,
         n: usize,
         c: *mut f32,
         c_len: usize,
@@ -287,6 +349,19 @@ impl KernelTable {
                 row0 + m
             )));
         }
+        let (b_src, ldb, b_len) = match b {
+            BArg::Raw { ptr, len, ldb } => (BSrc::Raw { ptr, ldb }, ldb, len),
+            BArg::Packed { ptr, len } => {
+                let cols = n.div_ceil(g.nr) * g.nr;
+                let need = cols.saturating_mul(a.k);
+                if len < need {
+                    return Err(KernelError::BadShape(format!(
+                        "packed B holds {len} values, needs {need}"
+                    )));
+                }
+                (BSrc::Packed { ptr, cols, col0: 0 }, n, a.k * n)
+            }
+        };
         let shape = SgemmShape {
             m,
             n,
@@ -306,8 +381,7 @@ impl KernelTable {
                 rows: a.rows,
                 row0,
             },
-            b,
-            ldb,
+            b: b_src,
             c,
             ldc,
             beta: 0.0,
@@ -315,6 +389,109 @@ impl KernelTable {
         };
         // SAFETY: the shape, the biases and the packing were checked; the caller
         // vouches for `b` and `c`.
+        unsafe { run_window(g, &w, threads) };
+        Ok(())
+    }
+
+    /// Packs the `k×n` row-major matrix `b` (leading dimension `ldb`) for this table's
+    /// [`KernelTable::sgemm_packed_b`].
+    ///
+    /// Fails with [`KernelError::BadShape`] when `ldb < n` or `b` is too short.
+    pub fn pack_b(
+        &self,
+        k: usize,
+        n: usize,
+        b: &[f32],
+        ldb: usize,
+    ) -> Result<PackedB, KernelError> {
+        SgemmShape {
+            m: 0,
+            n,
+            k,
+            lda: 0,
+            ldb,
+            ldc: 0,
+        }
+        .check(0, b.len(), 0)?;
+        let g = GemmImpl::for_tier(self.tier());
+        let len = n
+            .div_ceil(g.nr)
+            .checked_mul(g.nr * k)
+            .ok_or_else(|| KernelError::BadShape(format!("B of {k}x{n} is too large to pack")))?;
+        let mut data = vec![0.0f32; len];
+        (g.pack_b)(k, n, b, ldb, g.blocking.kc, &mut data);
+        Ok(PackedB {
+            tier: self.tier(),
+            imp: g,
+            k,
+            n,
+            data,
+        })
+    }
+
+    /// `C = act(A·B + bias)` as [`KernelTable::sgemm_fused`], with `B` packed ahead by
+    /// [`KernelTable::pack_b`] of a table of the same tier. `A` is `m×b.k()` with
+    /// leading dimension `lda`; `C` is `m×b.n()` with leading dimension `ldc`.
+    ///
+    /// Fails with [`KernelError::BadShape`] when `b` was packed for another tier, or as
+    /// [`KernelTable::sgemm_fused`] does.
+    #[allow(clippy::too_many_arguments)]
+    pub fn sgemm_packed_b(
+        &self,
+        a: &[f32],
+        lda: usize,
+        m: usize,
+        b: &PackedB,
+        c: &mut [f32],
+        ldc: usize,
+        epilogue: &Epilogue,
+        threads: &Threads,
+    ) -> Result<(), KernelError> {
+        if b.tier != self.tier() {
+            return Err(KernelError::BadShape(format!(
+                "B was packed for tier {}, not {}",
+                b.tier,
+                self.tier()
+            )));
+        }
+        let (k, n) = (b.k, b.n);
+        let shape = SgemmShape {
+            m,
+            n,
+            k,
+            lda,
+            ldb: n,
+            ldc,
+        };
+        shape.check(a.len(), k * n, c.len())?;
+        let epi = tile_epi(epilogue, m, n)?;
+        // Any kernel with the packing's panel width and depth blocks reads it.
+        let rows = GemmImpl::for_rows(self.tier(), m);
+        let g = if rows.nr == b.imp.nr && rows.blocking.kc == b.imp.blocking.kc {
+            rows
+        } else {
+            b.imp
+        };
+        let w = Window {
+            m,
+            n,
+            k,
+            a: ASrc::Raw {
+                ptr: a.as_ptr(),
+                lda,
+            },
+            b: BSrc::Packed {
+                ptr: b.data.as_ptr(),
+                cols: n.div_ceil(g.nr) * g.nr,
+                col0: 0,
+            },
+            c: c.as_mut_ptr(),
+            ldc,
+            beta: 0.0,
+            epi,
+        };
+        // SAFETY: the shape, the biases and the packing were checked; `c` is borrowed
+        // mutably; the table's tier is supported by this CPU.
         unsafe { run_window(g, &w, threads) };
         Ok(())
     }

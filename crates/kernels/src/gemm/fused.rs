@@ -3,6 +3,7 @@
 
 use super::driver::{ASrc, BSrc, Window};
 use super::epilogue::TileEpi;
+use super::skinny::{self, PackedRows};
 use super::{GemmImpl, SgemmShape};
 use crate::cpu::Tier;
 use crate::epilogue::{Bias, Epilogue};
@@ -119,6 +120,51 @@ pub(crate) fn tile_epi(epi: &Epilogue, m: usize, n: usize) -> Result<TileEpi, Ke
     Ok(t)
 }
 
+/// Raw pointers that the tasks of one product share, each touching its own part.
+#[derive(Clone, Copy)]
+struct Shared<T>(T);
+// SAFETY: the tasks of a product read the operands and write disjoint parts of `C`.
+unsafe impl<T> Send for Shared<T> {}
+// SAFETY: as above.
+unsafe impl<T> Sync for Shared<T> {}
+
+impl<T: Copy> Shared<T> {
+    /// The value (a method, so that closures capture the whole `Sync` wrapper).
+    fn get(&self) -> T {
+        self.0
+    }
+}
+
+/// Runs `f(j0, cols)` over `n` columns in chunks of a multiple of `step`, split over
+/// `threads` when the product (`per_col` multiply-adds per column) is large enough.
+fn split_cols(
+    per_col: usize,
+    n: usize,
+    step: usize,
+    threads: &Threads,
+    f: impl Fn(usize, usize) + Sync,
+) {
+    let t = threads.count();
+    if t <= 1 || per_col.saturating_mul(n) < MIN_SPLIT_WORK || n < 2 * step {
+        return f(0, n);
+    }
+    let chunk = n.div_ceil(t).div_ceil(step) * step;
+    threads.for_each(n.div_ceil(chunk), |i| {
+        f(i * chunk, chunk.min(n - i * chunk))
+    });
+}
+
+/// [`split_cols`] over `m` rows.
+fn split_rows(
+    per_row: usize,
+    m: usize,
+    step: usize,
+    threads: &Threads,
+    f: impl Fn(usize, usize) + Sync,
+) {
+    split_cols(per_row, m, step, threads, f)
+}
+
 /// Computes `w` with `g`, split over `threads` by blocks of columns when there are
 /// enough of them, else by blocks of rows; one thread (or little work) runs inline.
 ///
@@ -214,6 +260,31 @@ impl KernelTable {
     ) -> Result<(), KernelError> {
         shape.check(a.len(), b.len(), c.len())?;
         let epi = tile_epi(epilogue, shape.m, shape.n)?;
+        if shape.m <= skinny::ROWS_MAX {
+            let tier = self.tier();
+            let ptrs = Shared((a.as_ptr(), b.as_ptr(), c.as_mut_ptr(), epi));
+            split_cols(shape.m * shape.k, shape.n, 64, threads, |j0, n| {
+                let (a, b, c, epi) = ptrs.get();
+                // SAFETY: the shape and biases were checked; `c` is borrowed mutably and
+                // each task writes its own columns; the table's tier is supported.
+                unsafe {
+                    skinny::rows(
+                        tier,
+                        shape.m,
+                        n,
+                        shape.k,
+                        a,
+                        shape.lda,
+                        b.add(j0),
+                        shape.ldb,
+                        c.add(j0),
+                        shape.ldc,
+                        &epi.offset(0, j0),
+                    )
+                }
+            });
+            return Ok(());
+        }
         let g = GemmImpl::for_rows(self.tier(), shape.m);
         let w = Window {
             m: shape.m,
@@ -372,6 +443,45 @@ impl KernelTable {
         };
         shape.check(a.m * a.k, b_len, c_len)?;
         let epi = tile_epi(epilogue, m, n)?;
+        if n <= skinny::COLS_MAX && skinny::cols_supported(self.tier(), g.mr) {
+            let ldb = match b_src {
+                BSrc::Raw { ldb, .. } => ldb,
+                // One panel: row `p` at `p*NR`.
+                BSrc::Packed { .. } => g.nr,
+            };
+            let b = match b_src {
+                BSrc::Raw { ptr, .. } | BSrc::Packed { ptr, .. } => ptr,
+            };
+            let packed = PackedRows {
+                ptr: a.data.as_ptr(),
+                rows: a.rows,
+                mr: g.mr,
+                kc: g.blocking.kc,
+            };
+            let k = a.k;
+            let ptrs = Shared((packed, b, c, epi));
+            split_rows(n * k, m, g.mr, threads, |i0, rows| {
+                let (packed, b, c, epi) = ptrs.get();
+                // SAFETY: checked above; each task writes its own rows of `C`.
+                #[cfg(target_arch = "x86_64")]
+                unsafe {
+                    skinny::cols_avx512(
+                        packed,
+                        row0 + i0,
+                        rows,
+                        n,
+                        k,
+                        b,
+                        ldb,
+                        c.add(i0 * ldc),
+                        ldc,
+                        &epi.offset(i0, 0),
+                    )
+                }
+                let _ = (i0, rows, packed, b, c, epi);
+            });
+            return Ok(());
+        }
         let w = Window {
             m,
             n,

@@ -5,6 +5,7 @@ pub(crate) mod driver;
 pub(crate) mod epilogue;
 mod fused;
 pub(crate) mod portable;
+mod skinny;
 
 #[cfg(target_arch = "x86_64")]
 pub(crate) mod avx2;

@@ -174,6 +174,20 @@ fn main() {
                 s2,
             );
         }
+        for (m, k, n) in [(1usize, 1536usize, 128usize), (1, 96, 96), (4, 512, 512)] {
+            let (a, b) = (fill(m * k, 7), fill(k * n, 5));
+            let mut c = vec![0.0f32; m * n];
+            let shape = SgemmShape::dense(m, n, k);
+            let epi = Epilogue {
+                bias: Bias::PerColumn(&b[..n]),
+                activation: Activation::Relu,
+            };
+            let mut run =
+                |t: &Threads| time(|| table.sgemm_fused(&shape, &a, &b, &mut c, &epi, t).unwrap());
+            let (s1, s2) = (run(&one), run(&two));
+            let flops = 2.0 * (m * k * n) as f64;
+            report(&format!("sgemm_fused {m}x{k}x{n}"), tier, flops, s1, s2);
+        }
         let conv = |cin, cout, hw, k, s, groups| Conv2dParams {
             batch: 1,
             in_channels: cin,
@@ -192,8 +206,29 @@ fn main() {
             pad_right: k / 2,
             groups,
         };
+        let stft = Conv2dParams {
+            in_h: 1,
+            in_w: 2272,
+            kernel_h: 1,
+            kernel_w: 512,
+            stride_h: 1,
+            stride_w: 160,
+            pad_top: 0,
+            pad_left: 0,
+            pad_bottom: 0,
+            pad_right: 0,
+            ..conv(1, 257, 1, 1, 1, 1)
+        };
+        let rec = |cin, cout| Conv2dParams {
+            in_h: 3,
+            in_w: 80,
+            ..conv(cin, cout, 1, 1, 1, 1)
+        };
         let shapes = [
             ("1x1 96->96 @160", conv(96, 96, 160, 1, 1, 1)),
+            ("1x1 480->480 @3x80", rec(480, 480)),
+            ("1x1 120->480 @3x80", rec(120, 480)),
+            ("conv1d k512 s160 1->257 @2272", stft),
             ("1x1 16->64 @320", conv(16, 64, 320, 1, 1, 1)),
             ("1x1 480->120 @20", conv(480, 120, 20, 1, 1, 1)),
             ("3x3 s2 3->16 @640", conv(3, 16, 640, 3, 2, 1)),

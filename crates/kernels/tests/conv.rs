@@ -153,35 +153,101 @@ fn rng(seed: u64) -> impl FnMut() -> f32 {
     }
 }
 
+fn check_conv(
+    p: &Conv2dParams,
+    seed: u64,
+    act_idx: usize,
+    with_bias: bool,
+) -> Result<(), TestCaseError> {
+    prop_assert!(p.check().is_ok(), "{p:?}");
+    let p = *p;
+    let mut r = rng(seed);
+    let x: Vec<f32> = (0..p.input_len()).map(|_| r()).collect();
+    let w: Vec<f32> = (0..p.weights_len()).map(|_| r()).collect();
+    let bias: Vec<f32> = (0..p.out_channels).map(|_| r()).collect();
+    let bias = with_bias.then_some(&bias[..]);
+    let act = [
+        Activation::Identity,
+        Activation::Relu,
+        Activation::HardSwish,
+        Activation::Sigmoid,
+    ][act_idx];
+    let (want, scale) = naive(&p, &x, &w, bias);
+    let taps = (p.in_channels / p.groups * p.kernel_h * p.kernel_w) as f64;
+    let eps = f32::EPSILON as f64;
+    for table in tables() {
+        let packed = table.pack_conv_weights(&p, &w).unwrap();
+        for threads in [Threads::single(), Threads::new(2).unwrap()] {
+            let mut out = vec![f32::NAN; p.output_len()];
+            let mut scratch = vec![0.0; table.conv2d_scratch_len(&p, &threads)];
+            table
+                .conv2d(&p, &x, &packed, bias, act, &mut out, &mut scratch, &threads)
+                .unwrap();
+            for (i, (&g, (&e, &s))) in out.iter().zip(want.iter().zip(&scale)).enumerate() {
+                let y = act64(e, act);
+                let tol = (taps + 2.0) * eps * s + 4.0 * eps * (1.0 + y.abs());
+                prop_assert!(
+                    (g as f64 - y).abs() <= tol,
+                    "{} {} t={} {p:?} at {i}: {g} vs {y}",
+                    table.tier(),
+                    table.conv2d_path(&p),
+                    threads.count()
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Random general convolutions whose GEMM is deep (more than one block of `k`) and
+/// wide (more than one block of im2col columns), with few or many output channels.
+fn deep_params() -> impl Strategy<Value = Conv2dParams> {
+    (
+        (50usize..75, prop_oneof![1usize..5, 10usize..31], 1usize..3),
+        (3usize..15, 3usize..40),
+        (1usize..3, 1usize..3, 1usize..3),
+        (0usize..3, 0usize..3),
+    )
+        .prop_map(|((cin, cout, groups), (h, w), (s, dh, dw), (pt, pl))| {
+            let mut p = Conv2dParams {
+                batch: 1,
+                in_channels: cin * groups,
+                in_h: h,
+                in_w: w,
+                out_channels: cout * groups,
+                kernel_h: 3,
+                kernel_w: 3,
+                stride_h: s,
+                stride_w: 1 + (s + dh) % 2,
+                dilation_h: dh,
+                dilation_w: dw,
+                pad_top: pt,
+                pad_left: pl,
+                pad_bottom: pl,
+                pad_right: pt,
+                groups,
+            };
+            p.in_h = p.in_h.max(2 * dh + 1);
+            p.in_w = p.in_w.max(2 * dw + 1);
+            p
+        })
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
 
     #[test]
     fn conv2d_matches_f64(p in params(), seed in any::<u64>(), act_idx in 0usize..4, with_bias in prop::bool::ANY) {
-        prop_assert!(p.check().is_ok(), "{p:?}");
-        let mut r = rng(seed);
-        let x: Vec<f32> = (0..p.input_len()).map(|_| r()).collect();
-        let w: Vec<f32> = (0..p.weights_len()).map(|_| r()).collect();
-        let bias: Vec<f32> = (0..p.out_channels).map(|_| r()).collect();
-        let bias = with_bias.then_some(&bias[..]);
-        let act = [Activation::Identity, Activation::Relu, Activation::HardSwish, Activation::Sigmoid][act_idx];
-        let (want, scale) = naive(&p, &x, &w, bias);
-        let taps = (p.in_channels / p.groups * p.kernel_h * p.kernel_w) as f64;
-        let eps = f32::EPSILON as f64;
-        for table in tables() {
-            let packed = table.pack_conv_weights(&p, &w).unwrap();
-            for threads in [Threads::single(), Threads::new(2).unwrap()] {
-                let mut out = vec![f32::NAN; p.output_len()];
-                let mut scratch = vec![0.0; table.conv2d_scratch_len(&p, &threads)];
-                table.conv2d(&p, &x, &packed, bias, act, &mut out, &mut scratch, &threads).unwrap();
-                for (i, (&g, (&e, &s))) in out.iter().zip(want.iter().zip(&scale)).enumerate() {
-                    let y = act64(e, act);
-                    let tol = (taps + 2.0) * eps * s + 4.0 * eps * (1.0 + y.abs());
-                    prop_assert!((g as f64 - y).abs() <= tol,
-                        "{} {} t={} {p:?} at {i}: {g} vs {y}", table.tier(), table.conv2d_path(&p), threads.count());
-                }
-            }
-        }
+        check_conv(&p, seed, act_idx, with_bias)?;
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 16, ..ProptestConfig::default() })]
+
+    #[test]
+    fn deep_im2col_matches_f64(p in deep_params(), seed in any::<u64>(), act_idx in 0usize..4, with_bias in prop::bool::ANY) {
+        check_conv(&p, seed, act_idx, with_bias)?;
     }
 }
 

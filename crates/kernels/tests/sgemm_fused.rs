@@ -73,7 +73,7 @@ proptest! {
 
     #[test]
     fn fused_matches_f64(
-        m in 0usize..70, n in 0usize..150, k in 0usize..300,
+        m in 0usize..70, n in prop_oneof![0usize..150, 0usize..14], k in prop_oneof![0usize..300, 500usize..1100],
         pads in (0usize..3, 0usize..3, 0usize..3),
         bias_kind in 0u8..3, act_idx in 0usize..8, seed in any::<u64>(),
     ) {
@@ -91,12 +91,14 @@ proptest! {
         let two = Threads::new(2).unwrap();
         for table in tables() {
             let packed = table.pack_a(m, k, &a, shape.lda).unwrap();
-            for (threads, use_packed) in [(&one, false), (&two, false), (&one, true), (&two, true)] {
+            let packed_b = table.pack_b(k, n, &b, shape.ldb).unwrap();
+            for threads in [&one, &two] {
+              for use_packed in ["none", "A", "B"] {
                 let mut c = vec![f32::NAN; m * shape.ldc];
-                if use_packed {
-                    table.sgemm_packed(&packed, &b, shape.ldb, n, &mut c, shape.ldc, &epi, threads).unwrap();
-                } else {
-                    table.sgemm_fused(&shape, &a, &b, &mut c, &epi, threads).unwrap();
+                match use_packed {
+                    "A" => table.sgemm_packed(&packed, &b, shape.ldb, n, &mut c, shape.ldc, &epi, threads).unwrap(),
+                    "B" => table.sgemm_packed_b(&a, shape.lda, m, &packed_b, &mut c, shape.ldc, &epi, threads).unwrap(),
+                    _ => table.sgemm_fused(&shape, &a, &b, &mut c, &epi, threads).unwrap(),
                 }
                 for i in 0..m {
                     for j in 0..shape.ldc {
@@ -118,6 +120,7 @@ proptest! {
                         prop_assert!(err <= tol, "{} packed={use_packed} t={} {act:?} ({i},{j}) {shape:?}: {got} vs {want}", table.tier(), threads.count());
                     }
                 }
+              }
             }
         }
     }
@@ -196,4 +199,20 @@ fn bad_bias_and_foreign_packing_are_errors() {
         table.pack_a(2, 3, &[0.0; 5], 3),
         Err(KernelError::BadShape(_))
     ));
+    assert!(matches!(
+        table.pack_b(2, 3, &[0.0; 5], 3),
+        Err(KernelError::BadShape(_))
+    ));
+    let packed_b = KernelTable::portable().pack_b(2, 2, &[1.0; 4], 2).unwrap();
+    let r = table.sgemm_packed_b(
+        &[0.0; 3],
+        2,
+        2,
+        &packed_b,
+        &mut c,
+        2,
+        &Epilogue::default(),
+        &Threads::single(),
+    );
+    assert!(matches!(r, Err(KernelError::BadShape(_))));
 }

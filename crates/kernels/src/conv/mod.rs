@@ -12,7 +12,7 @@ pub use params::Conv2dParams;
 use crate::cpu::Tier;
 use crate::epilogue::{Activation, Bias, Epilogue};
 use crate::error::KernelError;
-use crate::gemm::{GemmImpl, PackedA};
+use crate::gemm::{BArg, GemmImpl, PackedA};
 use crate::parallel::Threads;
 use crate::table::KernelTable;
 use depthwise::DwFn;
@@ -184,13 +184,20 @@ impl KernelTable {
     }
 
     /// The scratch, in f32 values, that [`KernelTable::conv2d`] needs for `p` with
-    /// `threads` (zero for the pointwise and depthwise paths).
+    /// `threads` (zero for the pointwise and depthwise paths): one block of im2col
+    /// columns per thread, of bounded size whatever the image size.
     pub fn conv2d_scratch_len(&self, p: &Conv2dParams, threads: &Threads) -> usize {
         if p.check().is_err() || p.is_depthwise() || p.is_pointwise() {
             return 0;
         }
         let (kg, n) = (p.group_k(), p.out_h() * p.out_w());
-        self.im2col_block(kg, n) * kg * threads.count()
+        let g = self.conv_gemm(p);
+        self.im2col_block(kg, n).div_ceil(g.nr) * g.nr * kg * threads.count()
+    }
+
+    /// The GEMM kernel the weights of `p` are packed for.
+    fn conv_gemm(&self, p: &Conv2dParams) -> &'static GemmImpl {
+        GemmImpl::for_rows(self.tier(), p.out_channels / p.groups.max(1))
     }
 
     /// Columns per im2col block for a group GEMM of depth `kg` over `n` columns.
@@ -359,6 +366,13 @@ impl KernelTable {
         let (mg, cg) = (p.out_channels / p.groups, p.in_channels / p.groups);
         let in_plane = p.in_h * p.in_w;
         let nb = self.im2col_block(kg, n);
+        let g = packs[0].kernel();
+        let lay = im2col::PanelLayout {
+            k: kg,
+            cols: nb.div_ceil(g.nr) * g.nr,
+            nr: g.nr,
+            kc: g.blocking.kc,
+        };
         let blocks = n.div_ceil(nb);
         let items = p.batch * p.groups * blocks;
         let out = OutPtr(output.as_mut_ptr());
@@ -366,16 +380,21 @@ impl KernelTable {
         let single = Threads::single();
         let failed = std::sync::atomic::AtomicBool::new(false);
         split(threads, items, |t, range| {
-            // SAFETY: task `t` owns scratch slot `t` (`kg*nb` values; the length was checked).
+            // SAFETY: task `t` owns scratch slot `t` (`lay.len()` values; the length was
+            // checked).
             let col =
-                unsafe { std::slice::from_raw_parts_mut(scr.get().add(t * kg * nb), kg * nb) };
+                unsafe { std::slice::from_raw_parts_mut(scr.get().add(t * lay.len()), lay.len()) };
             for item in range {
                 let (bg, blk) = (item / blocks, item % blocks);
                 let (b, g) = (bg / p.groups, bg % p.groups);
                 let j0 = blk * nb;
                 let cols = nb.min(n - j0);
                 let src = &input[(b * p.in_channels + g * cg) * in_plane..][..cg * in_plane];
-                im2col::im2col(p, src, j0, cols, col);
+                let lay = im2col::PanelLayout {
+                    cols: cols.div_ceil(lay.nr) * lay.nr,
+                    ..lay
+                };
+                im2col::im2col_packed(p, src, j0, cols, &lay, col);
                 let epi = group_epilogue(bias, g * mg, act);
                 let c0 = (b * p.out_channels + g * mg) * n + j0;
                 // SAFETY: this task alone writes columns `j0..j0 + cols` of the group's
@@ -385,9 +404,10 @@ impl KernelTable {
                         &packs[g],
                         0,
                         mg,
-                        col.as_ptr(),
-                        kg * cols,
-                        cols,
+                        BArg::Packed {
+                            ptr: col.as_ptr(),
+                            len: col.len(),
+                        },
                         cols,
                         out.get().add(c0),
                         (mg - 1) * n + cols,

@@ -3,7 +3,7 @@
 
 use std::arch::x86_64::*;
 
-use super::driver::{gemm_window, pack_a_full, ASrc, Blocking, Window};
+use super::driver::{gemm_window, pack_a_full, pack_b_full, ASrc, BSrc, Blocking, Window};
 use super::epilogue::x86::{act256, apply_avx2};
 use super::epilogue::TileEpi;
 use super::{GemmImpl, SgemmShape};
@@ -47,8 +47,10 @@ pub(crate) fn sgemm_with(
             ptr: a.as_ptr(),
             lda: shape.lda,
         },
-        b: b.as_ptr(),
-        ldb: shape.ldb,
+        b: BSrc::Raw {
+            ptr: b.as_ptr(),
+            ldb: shape.ldb,
+        },
         c: c.as_mut_ptr(),
         ldc: shape.ldc,
         beta,
@@ -79,6 +81,7 @@ pub(crate) const IMPL: GemmImpl = GemmImpl {
     blocking: BLOCKING,
     run,
     pack_a: pack_a_full::<MR>,
+    pack_b: pack_b_full::<NR>,
 };
 
 /// The 6×16 micro-kernel; see [`super::driver::MicroKernel`] for the contract.

@@ -1,9 +1,11 @@
-//! The AVX-512F sgemm: the blocked driver with a 14×32 micro-kernel (28 zmm
-//! accumulators, two loads of `B` and fourteen broadcasts of `A` per step of `k`).
+//! The AVX-512F sgemm: the blocked driver with an `MR`×32 micro-kernel (`2·MR` zmm
+//! accumulators, two loads of `B` and `MR` broadcasts of `A` per step of `k`). The
+//! 14-row tile is the default; shorter ones ([`IMPL_12`], [`IMPL_8`], [`IMPL_4`]) serve
+//! products with few rows, where a 14-row tile would compute mostly padding.
 
 use std::arch::x86_64::*;
 
-use super::driver::{gemm_window, pack_a_full, ASrc, Blocking, Window};
+use super::driver::{gemm_window, pack_a_full, pack_b_full, ASrc, BSrc, Blocking, Window};
 use super::epilogue::x86::{act512, apply_avx512};
 use super::epilogue::TileEpi;
 use super::{GemmImpl, SgemmShape};
@@ -14,11 +16,16 @@ pub(crate) const NAME: &str = "sgemm_avx512f_14x32";
 
 const MR: usize = 14;
 const NR: usize = 32;
-const BLOCKING: Blocking = Blocking {
-    mc: 8 * MR,
-    kc: 512,
-    nc: 128 * NR,
-};
+const BLOCKING: Blocking = blocking(MR);
+
+/// The cache blocks for a tile of `mr` rows: about 112 rows of `A` per block.
+const fn blocking(mr: usize) -> Blocking {
+    Blocking {
+        mc: 112 / mr * mr,
+        kc: 512,
+        nc: 128 * NR,
+    }
+}
 
 /// `C = A·B + beta·C`; the contract is [`crate::KernelTable::sgemm`]'s, and `shape`
 /// must have been checked against the slices.
@@ -38,6 +45,18 @@ pub(crate) fn sgemm_with(
     c: &mut [f32],
     blk: Blocking,
 ) {
+    sgemm_with_rows::<MR>(shape, a, b, beta, c, blk);
+}
+
+/// [`sgemm_with`] with a tile of `R` rows (`blk.mc` a multiple of `R`).
+pub(crate) fn sgemm_with_rows<const R: usize>(
+    shape: &SgemmShape,
+    a: &[f32],
+    b: &[f32],
+    beta: f32,
+    c: &mut [f32],
+    blk: Blocking,
+) {
     assert!(is_x86_feature_detected!("avx512f"));
     let w = Window {
         m: shape.m,
@@ -47,8 +66,10 @@ pub(crate) fn sgemm_with(
             ptr: a.as_ptr(),
             lda: shape.lda,
         },
-        b: b.as_ptr(),
-        ldb: shape.ldb,
+        b: BSrc::Raw {
+            ptr: b.as_ptr(),
+            ldb: shape.ldb,
+        },
         c: c.as_mut_ptr(),
         ldc: shape.ldc,
         beta,
@@ -59,34 +80,46 @@ pub(crate) fn sgemm_with(
         },
     };
     // SAFETY: the feature was just checked; the caller checked the shape.
-    unsafe { run(&w, blk) }
+    unsafe { run::<R>(&w, blk) }
 }
 
 /// The driver with this tier's micro-kernel and epilogue.
 ///
 /// # Safety
 /// As [`gemm_window`], with the tier's features present.
-unsafe fn run(w: &Window, blk: Blocking) {
+unsafe fn run<const R: usize>(w: &Window, blk: Blocking) {
     // SAFETY: forwarded from the caller.
-    unsafe { gemm_window::<MR, NR>(w, blk, kernel_14x32, apply_avx512) }
+    unsafe { gemm_window::<R, NR>(w, blk, kernel::<R>, apply_avx512) }
+}
+
+/// The blocked sgemm with a tile of `R` rows.
+const fn imp<const R: usize>(name: &'static str) -> GemmImpl {
+    GemmImpl {
+        name,
+        mr: R,
+        nr: NR,
+        blocking: blocking(R),
+        run: run::<R>,
+        pack_a: pack_a_full::<R>,
+        pack_b: pack_b_full::<NR>,
+    }
 }
 
 /// This tier's blocked sgemm.
-pub(crate) const IMPL: GemmImpl = GemmImpl {
-    name: NAME,
-    mr: MR,
-    nr: NR,
-    blocking: BLOCKING,
-    run,
-    pack_a: pack_a_full::<MR>,
-};
+pub(crate) const IMPL: GemmImpl = imp::<MR>(NAME);
+/// The same with a 12-row tile.
+pub(crate) const IMPL_12: GemmImpl = imp::<12>("sgemm_avx512f_12x32");
+/// The same with an 8-row tile.
+pub(crate) const IMPL_8: GemmImpl = imp::<8>("sgemm_avx512f_8x32");
+/// The same with a 4-row tile.
+pub(crate) const IMPL_4: GemmImpl = imp::<4>("sgemm_avx512f_4x32");
 
-/// The 14×32 micro-kernel; see [`super::driver::MicroKernel`] for the contract.
+/// The `R`×32 micro-kernel; see [`super::driver::MicroKernel`] for the contract.
 ///
 /// # Safety
 /// As [`super::driver::MicroKernel`]: AVX-512F present, pointers valid.
 #[target_feature(enable = "avx512f")]
-unsafe fn kernel_14x32(
+unsafe fn kernel<const R: usize>(
     kc: usize,
     a: *const f32,
     b: *const f32,
@@ -96,11 +129,11 @@ unsafe fn kernel_14x32(
     epi: *const TileEpi,
 ) {
     unsafe {
-        for i in 0..MR {
+        for i in 0..R {
             _mm_prefetch::<_MM_HINT_T0>(c.add(i * ldc) as *const i8);
             _mm_prefetch::<_MM_HINT_T0>(c.add(i * ldc + 16) as *const i8);
         }
-        let mut acc = [[_mm512_setzero_ps(); 2]; MR];
+        let mut acc = [[_mm512_setzero_ps(); 2]; R];
         let mut ap = a;
         let mut bp = b;
         for _ in 0..kc {
@@ -111,7 +144,7 @@ unsafe fn kernel_14x32(
                 row[0] = _mm512_fmadd_ps(ai, b0, row[0]);
                 row[1] = _mm512_fmadd_ps(ai, b1, row[1]);
             }
-            ap = ap.add(MR);
+            ap = ap.add(R);
             bp = bp.add(NR);
         }
         let bv = _mm512_set1_ps(beta);

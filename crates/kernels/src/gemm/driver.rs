@@ -60,6 +60,21 @@ pub(crate) enum ASrc {
     },
 }
 
+/// Where the driver reads `B` from.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum BSrc {
+    /// Row-major, `b[p*ldb + j]`.
+    Raw { ptr: *const f32, ldb: usize },
+    /// Packed by [`pack_b_full`] (or written in its layout) with the driver's `NR` and
+    /// `kc`: `cols` is the padded column count of the whole packed matrix and `col0` (a
+    /// multiple of `NR`) the first of its columns this window uses.
+    Packed {
+        ptr: *const f32,
+        cols: usize,
+        col0: usize,
+    },
+}
+
 /// One `C[m×n] = epi(A·B + beta·C)` problem in raw pointers, so that threads can work
 /// on disjoint windows of one `C`.
 #[derive(Clone, Copy, Debug)]
@@ -68,8 +83,7 @@ pub(crate) struct Window {
     pub n: usize,
     pub k: usize,
     pub a: ASrc,
-    pub b: *const f32,
-    pub ldb: usize,
+    pub b: BSrc,
     pub c: *mut f32,
     pub ldc: usize,
     pub beta: f32,
@@ -107,7 +121,6 @@ pub(crate) unsafe fn gemm_window<const MR: usize, const NR: usize>(
         k,
         a,
         b,
-        ldb,
         c,
         ldc,
         beta,
@@ -146,7 +159,7 @@ pub(crate) unsafe fn gemm_window<const MR: usize, const NR: usize>(
         if matches!(a, ASrc::Raw { .. }) && pa.len() < mc_max * kc_max {
             pa.resize(mc_max * kc_max, 0.0);
         }
-        if pb.len() < nc_max * kc_max {
+        if matches!(b, BSrc::Raw { .. }) && pb.len() < nc_max * kc_max {
             pb.resize(nc_max * kc_max, 0.0);
         }
         let mut scratch = [0.0f32; MAX_TILE];
@@ -156,8 +169,17 @@ pub(crate) unsafe fn gemm_window<const MR: usize, const NR: usize>(
                 let kb = blk.kc.min(k - pc);
                 let beta_k = if pc == 0 { beta } else { 1.0 };
                 let last = pc + kb == k;
-                // SAFETY: the window's `B` holds `k` rows of `n` columns.
-                unsafe { pack_b::<NR>(kb, nb, b.add(pc * ldb + jc), ldb, pb) };
+                let b_blk: *const f32 = match b {
+                    BSrc::Raw { ptr, ldb } => {
+                        // SAFETY: the window's `B` holds `k` rows of `n` columns.
+                        unsafe { pack_b::<NR>(kb, nb, ptr.add(pc * ldb + jc), ldb, pb) };
+                        pb.as_ptr()
+                    }
+                    // SAFETY: the packed matrix holds block `pc` for columns `col0 + jc..`.
+                    BSrc::Packed { ptr, cols, col0 } => unsafe {
+                        ptr.add(pc * cols + (col0 + jc) * kb)
+                    },
+                };
                 for ic in (0..m).step_by(blk.mc) {
                     let mb = blk.mc.min(m - ic);
                     let a_blk: *const f32 = match a {
@@ -173,7 +195,8 @@ pub(crate) unsafe fn gemm_window<const MR: usize, const NR: usize>(
                     };
                     for jr in (0..nb).step_by(NR) {
                         let nr = NR.min(nb - jr);
-                        let bp = pb[(jr / NR) * NR * kb..].as_ptr();
+                        // SAFETY: panel `jr / NR` of the block holds `kb*NR` values.
+                        let bp = unsafe { b_blk.add(jr * kb) };
                         for ir in (0..mb).step_by(MR) {
                             let mr = MR.min(mb - ir);
                             // SAFETY: the panels hold `kb*MR` and `kb*NR` elements; the
@@ -305,5 +328,35 @@ unsafe fn pack_b<const NR: usize>(
                 d[cols..].fill(0.0);
             }
         }
+    }
+}
+
+/// Packs the whole `k×n` matrix `B` for [`BSrc::Packed`]: for each block of `kc` rows
+/// (in order), the panels of `NR` columns of every column, the columns padded to a
+/// multiple of `NR`. `out` holds `n.div_ceil(NR) * NR * k` values.
+pub(crate) fn pack_b_full<const NR: usize>(
+    k: usize,
+    n: usize,
+    b: &[f32],
+    ldb: usize,
+    kc: usize,
+    out: &mut [f32],
+) {
+    let cols = n.div_ceil(NR) * NR;
+    for pc in (0..k).step_by(kc) {
+        let kb = kc.min(k - pc);
+        if n > 0 {
+            assert!(b.len() >= (pc + kb - 1) * ldb + n);
+        }
+        // SAFETY: just checked that `b` holds the block's rows.
+        unsafe {
+            pack_b::<NR>(
+                kb,
+                n,
+                b.as_ptr().add(pc * ldb),
+                ldb,
+                &mut out[pc * cols..pc * cols + cols * kb],
+            )
+        };
     }
 }

@@ -1,8 +1,9 @@
 //! The fused sgemm entry points of [`KernelTable`]: `C = act(A·B + bias)` split over
 //! threads, with `A` packed on the fly or once ahead ([`PackedA`]).
 
-use super::driver::{ASrc, Window};
+use super::driver::{ASrc, BSrc, Window};
 use super::epilogue::TileEpi;
+use super::skinny::{self, PackedRows};
 use super::{GemmImpl, SgemmShape};
 use crate::cpu::Tier;
 use crate::epilogue::{Bias, Epilogue};
@@ -41,6 +42,54 @@ impl PackedA {
     pub fn tier(&self) -> Tier {
         self.tier
     }
+
+    /// The blocked kernel it was packed for.
+    pub(crate) fn kernel(&self) -> &'static GemmImpl {
+        self.imp
+    }
+}
+
+/// A `B` operand of [`KernelTable::sgemm_packed_raw`].
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum BArg {
+    /// Row-major with leading dimension `ldb`, `len` values readable.
+    Raw {
+        ptr: *const f32,
+        len: usize,
+        ldb: usize,
+    },
+    /// In the layout of [`super::driver::pack_b_full`] for the kernel of the packed `A`
+    /// (its `NR` and `kc`), `len` values readable.
+    Packed { ptr: *const f32, len: usize },
+}
+
+/// A matrix `B` packed once for one [`KernelTable`] (the layout depends on its tier),
+/// for repeated products with [`KernelTable::sgemm_packed_b`]; typically constant
+/// weights on the right.
+#[derive(Clone, Debug)]
+pub struct PackedB {
+    tier: Tier,
+    imp: &'static GemmImpl,
+    k: usize,
+    n: usize,
+    data: Vec<f32>,
+}
+
+impl PackedB {
+    /// Rows of the matrix.
+    pub fn k(&self) -> usize {
+        self.k
+    }
+
+    /// Columns of the matrix.
+    pub fn n(&self) -> usize {
+        self.n
+    }
+
+    /// The tier whose kernels it was packed for.
+    pub fn tier(&self) -> Tier {
+        self.tier
+    }
 }
 
 /// Checks that the biases of `epi` hold a value per row (`m`) or column (`n`) and turns
@@ -71,6 +120,51 @@ pub(crate) fn tile_epi(epi: &Epilogue, m: usize, n: usize) -> Result<TileEpi, Ke
     Ok(t)
 }
 
+/// Raw pointers that the tasks of one product share, each touching its own part.
+#[derive(Clone, Copy)]
+struct Shared<T>(T);
+// SAFETY: the tasks of a product read the operands and write disjoint parts of `C`.
+unsafe impl<T> Send for Shared<T> {}
+// SAFETY: as above.
+unsafe impl<T> Sync for Shared<T> {}
+
+impl<T: Copy> Shared<T> {
+    /// The value (a method, so that closures capture the whole `Sync` wrapper).
+    fn get(&self) -> T {
+        self.0
+    }
+}
+
+/// Runs `f(j0, cols)` over `n` columns in chunks of a multiple of `step`, split over
+/// `threads` when the product (`per_col` multiply-adds per column) is large enough.
+fn split_cols(
+    per_col: usize,
+    n: usize,
+    step: usize,
+    threads: &Threads,
+    f: impl Fn(usize, usize) + Sync,
+) {
+    let t = threads.count();
+    if t <= 1 || per_col.saturating_mul(n) < MIN_SPLIT_WORK || n < 2 * step {
+        return f(0, n);
+    }
+    let chunk = n.div_ceil(t).div_ceil(step) * step;
+    threads.for_each(n.div_ceil(chunk), |i| {
+        f(i * chunk, chunk.min(n - i * chunk))
+    });
+}
+
+/// [`split_cols`] over `m` rows.
+fn split_rows(
+    per_row: usize,
+    m: usize,
+    step: usize,
+    threads: &Threads,
+    f: impl Fn(usize, usize) + Sync,
+) {
+    split_cols(per_row, m, step, threads, f)
+}
+
 /// Computes `w` with `g`, split over `threads` by blocks of columns when there are
 /// enough of them, else by blocks of rows; one thread (or little work) runs inline.
 ///
@@ -93,9 +187,20 @@ pub(crate) unsafe fn run_window(g: &GemmImpl, w: &Window, threads: &Threads) {
             let j0 = i * chunk;
             let mut sub = *w;
             sub.n = chunk.min(w.n - j0);
-            // SAFETY: `j0 < n`, so the offsets stay inside `B`, `C` and the biases.
+            // SAFETY: `j0 < n`, so the offsets stay inside `B`, `C` and the biases;
+            // `j0` is a multiple of `NR` as packed columns need.
             unsafe {
-                sub.b = w.b.add(j0);
+                sub.b = match w.b {
+                    BSrc::Raw { ptr, ldb } => BSrc::Raw {
+                        ptr: ptr.add(j0),
+                        ldb,
+                    },
+                    BSrc::Packed { ptr, cols, col0 } => BSrc::Packed {
+                        ptr,
+                        cols,
+                        col0: col0 + j0,
+                    },
+                };
                 sub.c = w.c.add(j0);
                 sub.epi = w.epi.offset(0, j0);
             }
@@ -155,6 +260,31 @@ impl KernelTable {
     ) -> Result<(), KernelError> {
         shape.check(a.len(), b.len(), c.len())?;
         let epi = tile_epi(epilogue, shape.m, shape.n)?;
+        if shape.m <= skinny::ROWS_MAX {
+            let tier = self.tier();
+            let ptrs = Shared((a.as_ptr(), b.as_ptr(), c.as_mut_ptr(), epi));
+            split_cols(shape.m * shape.k, shape.n, 64, threads, |j0, n| {
+                let (a, b, c, epi) = ptrs.get();
+                // SAFETY: the shape and biases were checked; `c` is borrowed mutably and
+                // each task writes its own columns; the table's tier is supported.
+                unsafe {
+                    skinny::rows(
+                        tier,
+                        shape.m,
+                        n,
+                        shape.k,
+                        a,
+                        shape.lda,
+                        b.add(j0),
+                        shape.ldb,
+                        c.add(j0),
+                        shape.ldc,
+                        &epi.offset(0, j0),
+                    )
+                }
+            });
+            return Ok(());
+        }
         let g = GemmImpl::for_rows(self.tier(), shape.m);
         let w = Window {
             m: shape.m,
@@ -164,8 +294,10 @@ impl KernelTable {
                 ptr: a.as_ptr(),
                 lda: shape.lda,
             },
-            b: b.as_ptr(),
-            ldb: shape.ldb,
+            b: BSrc::Raw {
+                ptr: b.as_ptr(),
+                ldb: shape.ldb,
+            },
             c: c.as_mut_ptr(),
             ldc: shape.ldc,
             beta: 0.0,
@@ -238,9 +370,11 @@ impl KernelTable {
                 a,
                 0,
                 a.m,
-                b.as_ptr(),
-                b.len(),
-                ldb,
+                BArg::Raw {
+                    ptr: b.as_ptr(),
+                    len: b.len(),
+                    ldb,
+                },
                 n,
                 c.as_mut_ptr(),
                 c.len(),
@@ -252,20 +386,19 @@ impl KernelTable {
     }
 
     /// [`KernelTable::sgemm_packed`] on rows `row0..row0 + m` of `a` (`row0` a multiple
-    /// of the tile height, checked) with raw `B` and `C` whose lengths are given.
+    /// of the tile height, checked) with `B` raw or in the packed layout of `a`'s
+    /// kernel, and `C` raw, their lengths given.
     ///
     /// # Safety
-    /// `b` must be valid for `b_len` reads and `c` for `c_len` reads and writes that no
-    /// one else makes meanwhile.
+    /// `b` must be valid for its `len` reads and `c` for `c_len` reads and writes that
+    /// no one else makes meanwhile.
     #[allow(clippy::too_many_arguments)]
     pub(crate) unsafe fn sgemm_packed_raw(
         &self,
         a: &PackedA,
         row0: usize,
         m: usize,
-        b: *const f32,
-        b_len: usize,
-        ldb: usize,
+        b: BArg,
         n: usize,
         c: *mut f32,
         c_len: usize,
@@ -287,6 +420,19 @@ impl KernelTable {
                 row0 + m
             )));
         }
+        let (b_src, ldb, b_len) = match b {
+            BArg::Raw { ptr, len, ldb } => (BSrc::Raw { ptr, ldb }, ldb, len),
+            BArg::Packed { ptr, len } => {
+                let cols = n.div_ceil(g.nr) * g.nr;
+                let need = cols.saturating_mul(a.k);
+                if len < need {
+                    return Err(KernelError::BadShape(format!(
+                        "packed B holds {len} values, needs {need}"
+                    )));
+                }
+                (BSrc::Packed { ptr, cols, col0: 0 }, n, a.k * n)
+            }
+        };
         let shape = SgemmShape {
             m,
             n,
@@ -297,6 +443,45 @@ impl KernelTable {
         };
         shape.check(a.m * a.k, b_len, c_len)?;
         let epi = tile_epi(epilogue, m, n)?;
+        if n <= skinny::COLS_MAX && skinny::cols_supported(self.tier(), g.mr) {
+            let ldb = match b_src {
+                BSrc::Raw { ldb, .. } => ldb,
+                // One panel: row `p` at `p*NR`.
+                BSrc::Packed { .. } => g.nr,
+            };
+            let b = match b_src {
+                BSrc::Raw { ptr, .. } | BSrc::Packed { ptr, .. } => ptr,
+            };
+            let packed = PackedRows {
+                ptr: a.data.as_ptr(),
+                rows: a.rows,
+                mr: g.mr,
+                kc: g.blocking.kc,
+            };
+            let k = a.k;
+            let ptrs = Shared((packed, b, c, epi));
+            split_rows(n * k, m, g.mr, threads, |i0, rows| {
+                let (packed, b, c, epi) = ptrs.get();
+                // SAFETY: checked above; each task writes its own rows of `C`.
+                #[cfg(target_arch = "x86_64")]
+                unsafe {
+                    skinny::cols_avx512(
+                        packed,
+                        row0 + i0,
+                        rows,
+                        n,
+                        k,
+                        b,
+                        ldb,
+                        c.add(i0 * ldc),
+                        ldc,
+                        &epi.offset(i0, 0),
+                    )
+                }
+                let _ = (i0, rows, packed, b, c, epi);
+            });
+            return Ok(());
+        }
         let w = Window {
             m,
             n,
@@ -306,8 +491,7 @@ impl KernelTable {
                 rows: a.rows,
                 row0,
             },
-            b,
-            ldb,
+            b: b_src,
             c,
             ldc,
             beta: 0.0,
@@ -315,6 +499,109 @@ impl KernelTable {
         };
         // SAFETY: the shape, the biases and the packing were checked; the caller
         // vouches for `b` and `c`.
+        unsafe { run_window(g, &w, threads) };
+        Ok(())
+    }
+
+    /// Packs the `k×n` row-major matrix `b` (leading dimension `ldb`) for this table's
+    /// [`KernelTable::sgemm_packed_b`].
+    ///
+    /// Fails with [`KernelError::BadShape`] when `ldb < n` or `b` is too short.
+    pub fn pack_b(
+        &self,
+        k: usize,
+        n: usize,
+        b: &[f32],
+        ldb: usize,
+    ) -> Result<PackedB, KernelError> {
+        SgemmShape {
+            m: 0,
+            n,
+            k,
+            lda: 0,
+            ldb,
+            ldc: 0,
+        }
+        .check(0, b.len(), 0)?;
+        let g = GemmImpl::for_tier(self.tier());
+        let len = n
+            .div_ceil(g.nr)
+            .checked_mul(g.nr * k)
+            .ok_or_else(|| KernelError::BadShape(format!("B of {k}x{n} is too large to pack")))?;
+        let mut data = vec![0.0f32; len];
+        (g.pack_b)(k, n, b, ldb, g.blocking.kc, &mut data);
+        Ok(PackedB {
+            tier: self.tier(),
+            imp: g,
+            k,
+            n,
+            data,
+        })
+    }
+
+    /// `C = act(A·B + bias)` as [`KernelTable::sgemm_fused`], with `B` packed ahead by
+    /// [`KernelTable::pack_b`] of a table of the same tier. `A` is `m×b.k()` with
+    /// leading dimension `lda`; `C` is `m×b.n()` with leading dimension `ldc`.
+    ///
+    /// Fails with [`KernelError::BadShape`] when `b` was packed for another tier, or as
+    /// [`KernelTable::sgemm_fused`] does.
+    #[allow(clippy::too_many_arguments)]
+    pub fn sgemm_packed_b(
+        &self,
+        a: &[f32],
+        lda: usize,
+        m: usize,
+        b: &PackedB,
+        c: &mut [f32],
+        ldc: usize,
+        epilogue: &Epilogue,
+        threads: &Threads,
+    ) -> Result<(), KernelError> {
+        if b.tier != self.tier() {
+            return Err(KernelError::BadShape(format!(
+                "B was packed for tier {}, not {}",
+                b.tier,
+                self.tier()
+            )));
+        }
+        let (k, n) = (b.k, b.n);
+        let shape = SgemmShape {
+            m,
+            n,
+            k,
+            lda,
+            ldb: n,
+            ldc,
+        };
+        shape.check(a.len(), k * n, c.len())?;
+        let epi = tile_epi(epilogue, m, n)?;
+        // Any kernel with the packing's panel width and depth blocks reads it.
+        let rows = GemmImpl::for_rows(self.tier(), m);
+        let g = if rows.nr == b.imp.nr && rows.blocking.kc == b.imp.blocking.kc {
+            rows
+        } else {
+            b.imp
+        };
+        let w = Window {
+            m,
+            n,
+            k,
+            a: ASrc::Raw {
+                ptr: a.as_ptr(),
+                lda,
+            },
+            b: BSrc::Packed {
+                ptr: b.data.as_ptr(),
+                cols: n.div_ceil(g.nr) * g.nr,
+                col0: 0,
+            },
+            c: c.as_mut_ptr(),
+            ldc,
+            beta: 0.0,
+            epi,
+        };
+        // SAFETY: the shape, the biases and the packing were checked; `c` is borrowed
+        // mutably; the table's tier is supported by this CPU.
         unsafe { run_window(g, &w, threads) };
         Ok(())
     }

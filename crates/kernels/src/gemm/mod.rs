@@ -5,6 +5,7 @@ pub(crate) mod driver;
 pub(crate) mod epilogue;
 mod fused;
 pub(crate) mod portable;
+mod skinny;
 
 #[cfg(target_arch = "x86_64")]
 pub(crate) mod avx2;
@@ -18,7 +19,8 @@ use crate::cpu::Tier;
 use crate::error::KernelError;
 use driver::{Blocking, Window};
 
-pub use fused::PackedA;
+pub(crate) use fused::BArg;
+pub use fused::{PackedA, PackedB};
 
 /// The signature of an sgemm slot. Callers must have checked `shape` against the slice
 /// lengths with [`SgemmShape::check`] first; [`crate::KernelTable::sgemm`] does.
@@ -107,6 +109,8 @@ pub(crate) struct GemmImpl {
     pub run: unsafe fn(&Window, Blocking),
     /// Packs a whole `A` for [`driver::ASrc::Packed`]; see [`driver::pack_a_full`].
     pub pack_a: fn(m: usize, k: usize, a: &[f32], lda: usize, kc: usize, out: &mut [f32]),
+    /// Packs a whole `B` for [`driver::BSrc::Packed`]; see [`driver::pack_b_full`].
+    pub pack_b: fn(k: usize, n: usize, b: &[f32], ldb: usize, kc: usize, out: &mut [f32]),
 }
 
 impl GemmImpl {
@@ -124,15 +128,24 @@ impl GemmImpl {
     }
 
     /// The blocked sgemm of `tier` for products with `m` rows: on the AVX-512 tier, the
-    /// AVX2 kernel when its shorter tile wastes much less of the last row panel.
+    /// tile height that wastes least of the last row panel, weighed against the cost
+    /// per row of shorter tiles.
     pub(crate) fn for_rows(tier: Tier, m: usize) -> &'static GemmImpl {
         let best = GemmImpl::for_tier(tier);
         #[cfg(target_arch = "x86_64")]
         if tier == Tier::Avx512 && m > 0 {
-            let used = |mr: usize| m as f64 / (m.div_ceil(mr) * mr) as f64;
-            if used(avx2::IMPL.mr) > used(best.mr) + 0.15 {
-                return &avx2::IMPL;
-            }
+            // Rows computed, padding included, with each row of a tile of `mr` rows
+            // costing `1 + 2/mr` (the loads of `B` shared by fewer rows).
+            let cost = |g: &GemmImpl| (m.div_ceil(g.mr) * g.mr) as f64 * (1.0 + 2.0 / g.mr as f64);
+            return [
+                &avx512::IMPL,
+                &avx512::IMPL_12,
+                &avx512::IMPL_8,
+                &avx512::IMPL_4,
+            ]
+            .into_iter()
+            .min_by(|a, b| cost(a).total_cmp(&cost(b)))
+            .unwrap_or(best);
         }
         let _ = m;
         best

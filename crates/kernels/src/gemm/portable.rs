@@ -1,7 +1,7 @@
 //! The portable sgemm: an i-k-j loop whose inner loop runs along rows of `B` and `C`,
 //! so that the compiler vectorizes it for the baseline target.
 
-use super::driver::{gemm_window, pack_a_full, Blocking, Window};
+use super::driver::{gemm_window, pack_a_full, pack_b_full, Blocking, Window};
 use super::epilogue::{apply_portable, TileEpi};
 use super::{scale_c, GemmImpl, SgemmShape};
 
@@ -102,4 +102,5 @@ pub(crate) const IMPL: GemmImpl = GemmImpl {
     blocking: BLOCKING,
     run,
     pack_a: pack_a_full::<MR>,
+    pack_b: pack_b_full::<NR>,
 };

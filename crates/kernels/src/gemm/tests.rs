@@ -20,6 +20,9 @@ fn tiers() -> Vec<(Tier, WithBlocking, usize, usize)> {
         }
         if Tier::Avx512.is_available(&f) {
             v.push((Tier::Avx512, super::avx512::sgemm_with, 14, 32));
+            v.push((Tier::Avx512, super::avx512::sgemm_with_rows::<12>, 12, 32));
+            v.push((Tier::Avx512, super::avx512::sgemm_with_rows::<8>, 8, 32));
+            v.push((Tier::Avx512, super::avx512::sgemm_with_rows::<4>, 4, 32));
         }
     }
     let _ = f;
@@ -72,7 +75,7 @@ proptest! {
         mcm in 1usize..4, kc in 1usize..9, ncm in 1usize..4,
         packed in any::<bool>(), col_bias in any::<bool>(), seed in any::<u64>(),
     ) {
-        use super::driver::{ASrc, Window};
+        use super::driver::{ASrc, BSrc, Window};
         use super::epilogue::{act_scalar, TileEpi};
         use super::GemmImpl;
         use crate::epilogue::Activation;
@@ -95,18 +98,23 @@ proptest! {
             }
         }
         let f = CpuFeatures::detect();
-        for tier in Tier::ALL.into_iter().filter(|t| t.is_available(&f)) {
-            let g = GemmImpl::for_tier(tier);
+        let tiers = Tier::ALL.into_iter().filter(|t| t.is_available(&f));
+        for (tier, g) in tiers.flat_map(|t| [(t, GemmImpl::for_tier(t)), (t, GemmImpl::for_rows(t, m))]) {
             let blk = Blocking { mc: mcm * g.mr, kc, nc: ncm * g.nr };
             let rows = m.div_ceil(g.mr) * g.mr;
             let mut pa = vec![0.0f32; rows * k];
             (g.pack_a)(m, k, &a, shape.lda, kc, &mut pa);
+            let cols = n.div_ceil(g.nr) * g.nr;
+            let mut pb = vec![f32::NAN; cols * k];
+            (g.pack_b)(k, n, &b, shape.ldb, kc, &mut pb);
             let mut got = vec![f32::NAN; m * shape.ldc];
             let w = Window {
                 m, n, k,
                 a: if packed { ASrc::Packed { ptr: pa.as_ptr(), rows, row0: 0 } }
                    else { ASrc::Raw { ptr: a.as_ptr(), lda: shape.lda } },
-                b: b.as_ptr(), ldb: shape.ldb, c: got.as_mut_ptr(), ldc: shape.ldc, beta: 0.0,
+                b: if packed { BSrc::Packed { ptr: pb.as_ptr(), cols, col0: 0 } }
+                   else { BSrc::Raw { ptr: b.as_ptr(), ldb: shape.ldb } },
+                c: got.as_mut_ptr(), ldc: shape.ldc, beta: 0.0,
                 epi: TileEpi {
                     row_bias: if col_bias { std::ptr::null() } else { bias.as_ptr() },
                     col_bias: if col_bias { bias.as_ptr() } else { std::ptr::null() },

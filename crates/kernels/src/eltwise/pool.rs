@@ -366,10 +366,61 @@ impl KernelTable {
                         op.get().add(s * out_plane),
                         (e - s) * out_plane,
                     );
-                    f(p, &x[s * in_plane..e * in_plane], o, avg)
+                    let xs = &x[s * in_plane..e * in_plane];
+                    if !avg && is_max_2x2_s2(p) {
+                        max_pool_2x2_s2(p, xs, o);
+                    } else {
+                        f(p, xs, o, avg)
+                    }
                 }
             },
         );
         Ok(())
+    }
+}
+
+/// Whether `p` is the common 2x2, stride-2 max pooling window without padding or
+/// dilation that fits inside the input.
+fn is_max_2x2_s2(p: &Pool2dParams) -> bool {
+    p.kernel_h == 2
+        && p.kernel_w == 2
+        && p.stride_h == 2
+        && p.stride_w == 2
+        && p.dilation_h == 1
+        && p.dilation_w == 1
+        && p.pad_top == 0
+        && p.pad_left == 0
+        && 2 * p.out_h <= p.in_h
+        && 2 * p.out_w <= p.in_w
+}
+
+/// The larger of two values, NaN if either is (as the general kernel does).
+#[inline(always)]
+fn max_or_nan(a: f32, b: f32) -> f32 {
+    if a.is_nan() || a > b {
+        a
+    } else {
+        b
+    }
+}
+
+/// 2x2 stride-2 max pooling of whole planes: each output is the maximum of a 2x2
+/// block; a direct loop the compiler vectorizes, for a window the general kernel
+/// handles tap by tap.
+fn max_pool_2x2_s2(p: &Pool2dParams, x: &[f32], out: &mut [f32]) {
+    let (in_plane, out_plane) = (p.in_h * p.in_w, p.out_h * p.out_w);
+    for (xp, op) in x
+        .chunks_exact(in_plane)
+        .zip(out.chunks_exact_mut(out_plane))
+    {
+        for (oh, row) in op.chunks_exact_mut(p.out_w).enumerate() {
+            let r0 = &xp[2 * oh * p.in_w..(2 * oh + 1) * p.in_w];
+            let r1 = &xp[(2 * oh + 1) * p.in_w..(2 * oh + 2) * p.in_w];
+            for (ow, o) in row.iter_mut().enumerate() {
+                let top = max_or_nan(r0[2 * ow], r0[2 * ow + 1]);
+                let bottom = max_or_nan(r1[2 * ow], r1[2 * ow + 1]);
+                *o = max_or_nan(top, bottom);
+            }
+        }
     }
 }

@@ -127,6 +127,44 @@ proptest! {
     }
 }
 
+proptest! {
+    /// The dedicated 2x2 stride-2 max pooling path, odd extents and NaN included.
+    #[test]
+    fn max_pool_2x2_stride_2_matches_f64(seed in any::<u64>()) {
+        let mut rng = Rng::new(seed);
+        let (in_h, in_w) = (2 + rng.below(15), 2 + rng.below(41));
+        let p = Pool2dParams {
+            batch: 1 + rng.below(3),
+            channels: 1 + rng.below(4),
+            in_h,
+            in_w,
+            kernel_h: 2,
+            kernel_w: 2,
+            stride_h: 2,
+            stride_w: 2,
+            dilation_h: 1,
+            dilation_w: 1,
+            out_h: in_h / 2,
+            out_w: in_w / 2,
+            ..Pool2dParams::default()
+        };
+        let planes = p.batch * p.channels;
+        let mut x = rng.values(planes * p.in_h * p.in_w, false);
+        if rng.below(3) == 0 {
+            let i = rng.below(x.len());
+            x[i] = f32::NAN;
+        }
+        let (want, _, _) = pool_ref(&p, &x);
+        for t in tables() {
+            let mut got = vec![0.0; planes * p.out_h * p.out_w];
+            t.max_pool2d(&p, &x, &mut got, &Threads::single()).unwrap();
+            for i in 0..got.len() {
+                prop_assert!(close(got[i], want[i], 0.0), "{} {p:?} at {i}: {} vs {}", t.tier(), got[i], want[i]);
+            }
+        }
+    }
+}
+
 /// Max pool, average pool, and `sum|x|/count` per output, in f64.
 fn pool_ref(p: &Pool2dParams, x: &[f32]) -> (Vec<f64>, Vec<f64>, Vec<f64>) {
     let (mut mx, mut av, mut sc) = (vec![], vec![], vec![]);

@@ -7,7 +7,7 @@ use slimnet_ir::{NodeId, Op};
 use slimnet_kernels::eltwise::{BinaryLayout, BinaryOp, UnaryOp};
 use slimnet_kernels::{Activation, KernelTable, Threads};
 
-use super::{activation_of, fusable_activation, is_f32, Context, Lowered, Lowering};
+use super::{activation_of, constant_f32, fusable_activation, is_f32, Context, Lowered, Lowering};
 
 /// An elementwise step.
 pub(crate) enum EltwiseStep {
@@ -24,6 +24,13 @@ pub(crate) enum EltwiseStep {
         rows: usize,
         cols: usize,
         log: bool,
+    },
+    /// `x * scale[c] + shift[c]` along a channel axis (inference BatchNormalization
+    /// with its statistics folded at plan time).
+    ChannelAffine {
+        scale: Vec<f32>,
+        shift: Vec<f32>,
+        layout: BinaryLayout,
     },
 }
 
@@ -57,6 +64,18 @@ impl EltwiseStep {
                 }
                 Ok(())
             }
+            EltwiseStep::ChannelAffine {
+                scale,
+                shift,
+                layout,
+            } => {
+                table
+                    .binary_par(BinaryOp::Mul, a, scale, out, *layout, threads)
+                    .map_err(e)?;
+                table
+                    .binary_inplace_par(BinaryOp::Add, out, shift, *layout, true, threads)
+                    .map_err(e)
+            }
             EltwiseStep::Softmax { rows, cols, log } => {
                 out.copy_from_slice(a);
                 if *log {
@@ -74,6 +93,7 @@ impl EltwiseStep {
             EltwiseStep::Unary(_) => "unary",
             EltwiseStep::Binary { .. } => "binary",
             EltwiseStep::Softmax { .. } => "softmax",
+            EltwiseStep::ChannelAffine { .. } => "channel_affine",
         }
     }
 }
@@ -219,5 +239,47 @@ fn binary(ctx: &Context, n: NodeId, op: BinaryOp) -> Option<Lowering> {
             activation,
         },
         fused,
+    )
+}
+
+/// Lowers an inference BatchNormalization with constant statistics on an f32 input
+/// to one per-channel affine step: `scale = gamma / sqrt(var + eps)` and
+/// `shift = beta - mean * scale`, computed in f64 and rounded once.
+pub(crate) fn lower_batchnorm(ctx: &Context, n: NodeId, epsilon: f32) -> Option<Lowering> {
+    let node = &ctx.graph.nodes[n];
+    let x = node.inputs.first().copied().flatten()?;
+    let y = node.outputs.first().copied().flatten()?;
+    if node.outputs.iter().skip(1).any(Option::is_some) || !is_f32(ctx, x) || !is_f32(ctx, y) {
+        return None;
+    }
+    let shape = ctx.shapes[x].as_ref()?;
+    if shape.len() < 2 {
+        return None;
+    }
+    let c = shape[1];
+    let param = |i: usize| -> Option<&[f32]> {
+        let v = constant_f32(ctx, node.inputs.get(i).copied().flatten()?)?;
+        (v.len() == c).then_some(v)
+    };
+    let (gamma, beta, mean, var) = (param(1)?, param(2)?, param(3)?, param(4)?);
+    let mut scale = Vec::with_capacity(c);
+    let mut shift = Vec::with_capacity(c);
+    for i in 0..c {
+        let s = f64::from(gamma[i]) / (f64::from(var[i]) + f64::from(epsilon)).sqrt();
+        scale.push(s as f32);
+        shift.push((f64::from(beta[i]) - f64::from(mean[i]) * s) as f32);
+    }
+    let layout = BinaryLayout::MidB {
+        outer: shape[0],
+        mid: c,
+        inner: shape[2..].iter().product(),
+    };
+    step(
+        EltwiseStep::ChannelAffine {
+            scale,
+            shift,
+            layout,
+        },
+        Vec::new(),
     )
 }

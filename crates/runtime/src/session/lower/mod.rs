@@ -7,9 +7,9 @@ mod deconv;
 mod eltwise;
 mod gemm;
 mod movement;
+mod norm;
 mod pool;
 mod resize;
-mod norm;
 mod rnn;
 #[cfg(test)]
 mod tests;
@@ -25,9 +25,9 @@ pub(crate) use deconv::DeconvStep;
 pub(crate) use eltwise::EltwiseStep;
 pub(crate) use gemm::GemmStep;
 pub(crate) use movement::MoveStep;
+pub(crate) use norm::NormStep;
 pub(crate) use pool::PoolStep;
 pub(crate) use resize::ResizeStep;
-pub(crate) use norm::NormStep;
 pub(crate) use rnn::RnnStep;
 
 /// What lowering needs to know about the graph.
@@ -116,6 +116,9 @@ pub(crate) fn lower(ctx: &Context, n: NodeId) -> Result<Lowering, String> {
         Op::Nn(NnOp::Gemm(g)) => gemm::lower_gemm(ctx, n, g)?,
         Op::Nn(NnOp::MatMul) => gemm::lower_matmul(ctx, n)?,
         Op::Nn(NnOp::Conv(c)) => conv::lower_conv(ctx, n, c)?,
+        Op::Nn(NnOp::BatchNormalization(b)) if !b.training_mode && b.spatial => {
+            eltwise::lower_batchnorm(ctx, n, b.epsilon)
+        }
         Op::Nn(NnOp::MaxPool(_) | NnOp::AveragePool(_) | NnOp::GlobalAveragePool) => {
             pool::lower_pool(ctx, n)?
         }

@@ -134,6 +134,11 @@ pub(crate) fn im2col_columns(
     let plane = p.in_h * p.in_w;
     let cg = p.in_channels / p.groups;
     let image = p.in_channels * plane;
+    if p.kernel_w == 1 && p.pad_left == 0 && p.pad_right == 0 && p.stride_w == 1 && p.stride_h == 1
+    {
+        whole_rows(p, &input[g * cg * plane..], c0, cols, lay, out);
+        return;
+    }
     if p.out_w() < GATHER_BELOW_W && cg >= GATHER_MIN_CHANNELS && input.len() < NONE as usize {
         TABLE.with(|cell| {
             let mut tab = cell.borrow_mut();
@@ -196,19 +201,76 @@ fn gather(
             }
         }
     }
+    // Panel by panel, so that the packed block is written in order.
+    let nr = lay.nr;
+    let k = cg * taps;
+    for pc in (0..k).step_by(lay.kc) {
+        let kb = lay.kc.min(k - pc);
+        let block = &mut out[pc * lay.cols..pc * lay.cols + kb * lay.cols];
+        for (pi, panel) in block.chunks_exact_mut(nr * kb).enumerate() {
+            let (mut ci, mut t) = (pc / taps, pc % taps);
+            for d in panel.chunks_exact_mut(nr) {
+                let src = &input[(ci * plane).min(input.len())..];
+                let o = &tab[t * width + pi * nr..][..nr];
+                for (x, &o) in d.iter_mut().zip(o) {
+                    *x = src.get(o as usize).copied().unwrap_or(0.0);
+                }
+                t += 1;
+                if t == taps {
+                    t = 0;
+                    ci += 1;
+                }
+            }
+        }
+    }
+}
+
+/// The path of [`im2col_columns`] for kernels one column wide with stride 1 and no
+/// padding at the sides: a row of an image's im2col matrix is then its input plane
+/// shifted by whole rows, so it is copied in contiguous runs. `input` starts at the
+/// group's first channel of image 0.
+fn whole_rows(
+    p: &Conv2dParams,
+    input: &[f32],
+    c0: usize,
+    cols: usize,
+    lay: &PanelLayout,
+    out: &mut [f32],
+) {
+    let w = p.in_w;
+    let plane = p.in_h * w;
+    let n = p.out_h() * p.out_w();
+    let image = p.in_channels * plane;
+    let cg = p.in_channels / p.groups;
     let nr = lay.nr;
     for ci in 0..cg {
-        let src = &input[(ci * plane).min(input.len())..];
-        for t in 0..taps {
-            let r = ci * taps + t;
+        for kh in 0..p.kernel_h {
+            let r = ci * p.kernel_h + kh;
+            // Input position of output column `j` is `j + kh*dh*w - pad_top*w`.
+            let (up, down) = (kh * p.dilation_h * w, p.pad_top * w);
             let pc = r / lay.kc * lay.kc;
             let kb = lay.kc.min(lay.k - pc);
             let base = pc * lay.cols + (r - pc) * nr;
-            let offs = &tab[t * width..(t + 1) * width];
-            for (pi, o) in offs.chunks_exact(nr).enumerate() {
-                let d = &mut out[base + pi * nr * kb..][..nr];
-                for (x, &o) in d.iter_mut().zip(o) {
-                    *x = src.get(o as usize).copied().unwrap_or(0.0);
+            let mut at = 0;
+            while at < cols {
+                let panel = at / nr;
+                let d = &mut out[base + panel * nr * kb..][..nr];
+                let end = ((panel + 1) * nr).min(cols);
+                while at < end {
+                    let c = c0 + at;
+                    let (b, j) = (c / n, c % n);
+                    let len = (n - j).min(end - at);
+                    let d = &mut d[at % nr..at % nr + len];
+                    // Valid `t`: `0 <= j + t + up - down < plane`.
+                    let lo = down.saturating_sub(j + up).min(len);
+                    let hi = (plane + down).saturating_sub(j + up).clamp(lo, len);
+                    d[..lo].fill(0.0);
+                    d[hi..].fill(0.0);
+                    if hi > lo {
+                        let s = b * image + ci * plane + j + lo + up - down;
+                        d[lo..hi].copy_from_slice(&input[s..s + hi - lo]);
+                    }
+                    at += len;
                 }
             }
         }

@@ -233,6 +233,79 @@ fn deep_params() -> impl Strategy<Value = Conv2dParams> {
         })
 }
 
+/// Random general convolutions of batches of small images, whose im2col columns are
+/// folded across images: blocks that span images (deep GEMMs make blocks narrow),
+/// narrow outputs (the gather path) and wide ones (the copy path), tiny depths.
+fn folded_params() -> impl Strategy<Value = Conv2dParams> {
+    (
+        (2usize..7, prop_oneof![1usize..4, 60usize..75], 1usize..20),
+        (1usize..9, prop_oneof![1usize..9, 30usize..40]),
+        (1usize..4, 1usize..4, 1usize..3),
+        (0usize..2, 0usize..2, 0usize..2),
+    )
+        .prop_map(|((batch, cin, cout), (h, w), (kh, kw, s), (pt, pl, pr))| {
+            let mut p = Conv2dParams {
+                batch,
+                in_channels: cin,
+                in_h: h,
+                in_w: w,
+                out_channels: cout,
+                kernel_h: kh,
+                kernel_w: kw,
+                stride_h: s,
+                stride_w: 1 + (s + kh) % 2,
+                dilation_h: 1,
+                dilation_w: 1,
+                pad_top: pt,
+                pad_left: pl,
+                pad_bottom: pr,
+                pad_right: pr,
+                groups: 1,
+            };
+            p.in_h = p.in_h.max(kh);
+            p.in_w = p.in_w.max(kw);
+            p
+        })
+}
+
+/// Random convolutions with kernels one column wide, stride 1 and no padding at the
+/// sides (im2col rows are whole input rows), over batches of small images.
+fn column_params() -> impl Strategy<Value = Conv2dParams> {
+    (
+        (1usize..5, prop_oneof![1usize..20, 60usize..75], 1usize..20),
+        (1usize..12, 1usize..40),
+        (1usize..4, 1usize..3),
+        (0usize..3, 0usize..3, 1usize..3),
+    )
+        .prop_map(|((batch, cin, cout), (h, w), (kh, dh), (pt, pb, groups))| {
+            let groups = if cin % groups == 0 && cout % groups == 0 {
+                groups
+            } else {
+                1
+            };
+            let mut p = Conv2dParams {
+                batch,
+                in_channels: cin,
+                in_h: h,
+                in_w: w,
+                out_channels: cout,
+                kernel_h: kh,
+                kernel_w: 1,
+                stride_h: 1,
+                stride_w: 1,
+                dilation_h: dh,
+                dilation_w: 1,
+                pad_top: pt,
+                pad_left: 0,
+                pad_bottom: pb,
+                pad_right: 0,
+                groups,
+            };
+            p.in_h = p.in_h.max((kh - 1) * dh + 1);
+            p
+        })
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
 
@@ -247,6 +320,20 @@ proptest! {
 
     #[test]
     fn deep_im2col_matches_f64(p in deep_params(), seed in any::<u64>(), act_idx in 0usize..4, with_bias in prop::bool::ANY) {
+        check_conv(&p, seed, act_idx, with_bias)?;
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
+
+    #[test]
+    fn folded_im2col_matches_f64(p in folded_params(), seed in any::<u64>(), act_idx in 0usize..4, with_bias in prop::bool::ANY) {
+        check_conv(&p, seed, act_idx, with_bias)?;
+    }
+
+    #[test]
+    fn column_kernel_im2col_matches_f64(p in column_params(), seed in any::<u64>(), act_idx in 0usize..4, with_bias in prop::bool::ANY) {
         check_conv(&p, seed, act_idx, with_bias)?;
     }
 }

@@ -21,6 +21,14 @@ use depthwise::DwFn;
 /// while the GEMM reads it).
 const IM2COL_BLOCK: usize = 1 << 16;
 
+/// Images with fewer output positions than this (and than a block) have their im2col
+/// columns folded across the batch into shared blocks.
+const FOLD_BELOW: usize = 512;
+
+/// Multiply-adds below which an im2col convolution runs on the calling thread alone
+/// (waking other threads would cost more than they save).
+const TINY_MACS: usize = 1 << 19;
+
 /// The convolution kernels of one tier.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct ConvKernels {
@@ -184,15 +192,16 @@ impl KernelTable {
     }
 
     /// The scratch, in f32 values, that [`KernelTable::conv2d`] needs for `p` with
-    /// `threads` (zero for the pointwise and depthwise paths): one block of im2col
-    /// columns per thread, of bounded size whatever the image size.
+    /// `threads` (zero for the pointwise and depthwise paths): per thread, one block of
+    /// im2col columns of bounded size whatever the image size, and, when small images
+    /// are folded into one GEMM, the block's output.
     pub fn conv2d_scratch_len(&self, p: &Conv2dParams, threads: &Threads) -> usize {
         if p.check().is_err() || p.is_depthwise() || p.is_pointwise() {
             return 0;
         }
-        let (kg, n) = (p.group_k(), p.out_h() * p.out_w());
+        let plan = self.im2col_plan(p);
         let g = self.conv_gemm(p);
-        self.im2col_block(kg, n).div_ceil(g.nr) * g.nr * kg * threads.count()
+        plan.slot_len(p.group_k(), g.nr, p.out_channels / p.groups) * threads.count()
     }
 
     /// The GEMM kernel the weights of `p` are packed for.
@@ -200,10 +209,18 @@ impl KernelTable {
         GemmImpl::for_rows(self.tier(), p.out_channels / p.groups.max(1))
     }
 
-    /// Columns per im2col block for a group GEMM of depth `kg` over `n` columns.
-    fn im2col_block(&self, kg: usize, n: usize) -> usize {
+    /// How [`KernelTable::conv2d`] splits the im2col columns of `p` into blocks.
+    fn im2col_plan(&self, p: &Conv2dParams) -> Im2colPlan {
+        let kg = p.group_k();
+        let n = p.out_h() * p.out_w();
         let nr = GemmImpl::for_tier(self.tier()).nr;
-        ((IM2COL_BLOCK / kg.max(1)).div_ceil(nr).max(1) * nr).min(n.max(1))
+        let cap = (IM2COL_BLOCK / kg.max(1)).div_ceil(nr).max(1) * nr;
+        let fold = p.batch > 1 && n < FOLD_BELOW.min(cap);
+        let span = if fold { p.batch * n } else { n };
+        Im2colPlan {
+            fold,
+            block: cap.min(span.max(1)),
+        }
     }
 
     /// `output = act(conv(input, weights) + bias)` for NCHW f32 tensors of `p`'s sizes
@@ -363,9 +380,9 @@ impl KernelTable {
     ) -> Result<(), KernelError> {
         let n = p.out_h() * p.out_w();
         let kg = p.group_k();
-        let (mg, cg) = (p.out_channels / p.groups, p.in_channels / p.groups);
-        let in_plane = p.in_h * p.in_w;
-        let nb = self.im2col_block(kg, n);
+        let mg = p.out_channels / p.groups;
+        let plan = self.im2col_plan(p);
+        let nb = plan.block;
         let g = packs[0].kernel();
         let lay = im2col::PanelLayout {
             k: kg,
@@ -373,48 +390,95 @@ impl KernelTable {
             nr: g.nr,
             kc: g.blocking.kc,
         };
-        let blocks = n.div_ceil(nb);
-        let items = p.batch * p.groups * blocks;
+        let slot = plan.slot_len(kg, g.nr, mg);
+        // Columns are numbered across the batch (`b*n + j`); without folding, each
+        // image's columns are blocked on their own.
+        let (units, span) = if plan.fold {
+            (1, p.batch * n)
+        } else {
+            (p.batch, n)
+        };
+        let blocks = span.div_ceil(nb);
+        let items = units * p.groups * blocks;
         let out = OutPtr(output.as_mut_ptr());
         let scr = OutPtr(scratch.as_mut_ptr());
         let single = Threads::single();
+        let macs = (p.batch * n)
+            .saturating_mul(kg)
+            .saturating_mul(p.out_channels);
+        let threads = if macs < TINY_MACS { &single } else { threads };
         let failed = std::sync::atomic::AtomicBool::new(false);
         split(threads, items, |t, range| {
-            // SAFETY: task `t` owns scratch slot `t` (`lay.len()` values; the length was
+            // SAFETY: task `t` owns scratch slot `t` (`slot` values; the length was
             // checked).
-            let col =
-                unsafe { std::slice::from_raw_parts_mut(scr.get().add(t * lay.len()), lay.len()) };
+            let mine = unsafe { std::slice::from_raw_parts_mut(scr.get().add(t * slot), slot) };
+            let (col, cbuf) = mine.split_at_mut(lay.len());
             for item in range {
-                let (bg, blk) = (item / blocks, item % blocks);
-                let (b, g) = (bg / p.groups, bg % p.groups);
-                let j0 = blk * nb;
-                let cols = nb.min(n - j0);
-                let src = &input[(b * p.in_channels + g * cg) * in_plane..][..cg * in_plane];
+                let (ug, blk) = (item / blocks, item % blocks);
+                let (u, g) = (ug / p.groups, ug % p.groups);
+                let c0 = u * n + blk * nb;
+                let cols = nb.min(span - blk * nb);
                 let lay = im2col::PanelLayout {
                     cols: cols.div_ceil(lay.nr) * lay.nr,
                     ..lay
                 };
-                im2col::im2col_packed(p, src, j0, cols, &lay, col);
+                im2col::im2col_columns(p, input, g, c0, cols, &lay, col);
                 let epi = group_epilogue(bias, g * mg, act);
-                let c0 = (b * p.out_channels + g * mg) * n + j0;
-                // SAFETY: this task alone writes columns `j0..j0 + cols` of the group's
-                // `mg` output rows, which lie inside the checked output.
-                let r = unsafe {
-                    self.sgemm_packed_raw(
-                        &packs[g],
-                        0,
-                        mg,
-                        BArg::Packed {
-                            ptr: col.as_ptr(),
-                            len: col.len(),
-                        },
-                        cols,
-                        out.get().add(c0),
-                        (mg - 1) * n + cols,
-                        n,
-                        &epi,
-                        &single,
-                    )
+                let (b0, j0) = (c0 / n, c0 % n);
+                let b = BArg::Packed {
+                    ptr: col.as_ptr(),
+                    len: lay.len(),
+                };
+                let r = if j0 + cols <= n {
+                    let at = (b0 * p.out_channels + g * mg) * n + j0;
+                    // SAFETY: this task alone writes columns `j0..j0 + cols` of image
+                    // `b0`'s group rows, which lie inside the checked output.
+                    unsafe {
+                        self.sgemm_packed_raw(
+                            &packs[g],
+                            0,
+                            mg,
+                            b,
+                            cols,
+                            out.get().add(at),
+                            (mg - 1) * n + cols,
+                            n,
+                            &epi,
+                            &single,
+                        )
+                    }
+                } else {
+                    // SAFETY: `cbuf` holds `mg*nb` values (the slot's layout).
+                    let r = unsafe {
+                        self.sgemm_packed_raw(
+                            &packs[g],
+                            0,
+                            mg,
+                            b,
+                            cols,
+                            cbuf.as_mut_ptr(),
+                            cbuf.len(),
+                            cols,
+                            &epi,
+                            &single,
+                        )
+                    };
+                    let mut c = c0;
+                    while c < c0 + cols {
+                        let (b, j) = (c / n, c % n);
+                        let len = (n - j).min(c0 + cols - c);
+                        for i in 0..mg {
+                            let src = &cbuf[i * cols + c - c0..][..len];
+                            let at = (b * p.out_channels + g * mg + i) * n + j;
+                            // SAFETY: this task alone writes these columns of image
+                            // `b`'s row, inside the checked output.
+                            unsafe {
+                                std::ptr::copy_nonoverlapping(src.as_ptr(), out.get().add(at), len)
+                            };
+                        }
+                        c += len;
+                    }
+                    r
                 };
                 if r.is_err() {
                     failed.store(true, std::sync::atomic::Ordering::Relaxed);
@@ -427,6 +491,25 @@ impl KernelTable {
             ));
         }
         Ok(())
+    }
+}
+
+/// How the im2col columns of one convolution are blocked.
+#[derive(Clone, Copy, Debug)]
+struct Im2colPlan {
+    /// Whether the images' columns are folded into one column space (images smaller
+    /// than a block), so that a block may span several images.
+    fold: bool,
+    /// Columns per block.
+    block: usize,
+}
+
+impl Im2colPlan {
+    /// Scratch values per thread for a group GEMM of depth `kg` and `mg` rows with
+    /// panels of `nr` columns: the packed block, and its output when folding.
+    fn slot_len(&self, kg: usize, nr: usize, mg: usize) -> usize {
+        let packed = self.block.div_ceil(nr) * nr * kg;
+        packed + if self.fold { mg * self.block } else { 0 }
     }
 }
 

@@ -165,8 +165,10 @@ fn split_rows(
     split_cols(per_row, m, step, threads, f)
 }
 
-/// Computes `w` with `g`, split over `threads` by blocks of columns when there are
-/// enough of them, else by blocks of rows; one thread (or little work) runs inline.
+/// Computes `w` with `g`, split over `threads` by blocks of columns or of rows,
+/// whichever leaves each thread less of the operands to read (every thread reads all
+/// of `A` when columns are split, all of `B` when rows are), as long as there are
+/// enough blocks; one thread (or little work) runs inline.
 ///
 /// # Safety
 /// As [`super::driver::gemm_window`] for `g`'s driver.
@@ -180,7 +182,9 @@ pub(crate) unsafe fn run_window(g: &GemmImpl, w: &Window, threads: &Threads) {
     if t <= 1 || work < MIN_SPLIT_WORK {
         return run(w);
     }
-    if w.n >= t * g.nr * 2 {
+    let cols_ok = w.n >= t * g.nr * 2;
+    let rows_ok = w.m >= t * g.mr * 2;
+    if cols_ok && (!rows_ok || w.n >= w.m) {
         let chunk = w.n.div_ceil(t).div_ceil(g.nr) * g.nr;
         let tasks = w.n.div_ceil(chunk);
         threads.for_each(tasks, |i| {
@@ -206,7 +210,7 @@ pub(crate) unsafe fn run_window(g: &GemmImpl, w: &Window, threads: &Threads) {
             }
             run(&sub)
         });
-    } else if w.m >= t * g.mr * 2 {
+    } else if rows_ok {
         let chunk = w.m.div_ceil(t).div_ceil(g.mr) * g.mr;
         let tasks = w.m.div_ceil(chunk);
         threads.for_each(tasks, |i| {

@@ -40,6 +40,7 @@ pub(crate) struct ConvKernels {
 impl ConvKernels {
     /// The kernels for `tier`, which the caller has checked the CPU supports.
     pub(crate) fn for_tier(tier: Tier) -> Self {
+        #[allow(unused_mut)]
         let mut k = ConvKernels {
             tier,
             depthwise: depthwise::portable,

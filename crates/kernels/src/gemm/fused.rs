@@ -448,6 +448,7 @@ impl KernelTable {
         shape.check(a.m * a.k, b_len, c_len)?;
         let epi = tile_epi(epilogue, m, n)?;
         if n <= skinny::COLS_MAX && skinny::cols_supported(self.tier(), g.mr) {
+            #[cfg_attr(not(target_arch = "x86_64"), allow(unused_variables))]
             let ldb = match b_src {
                 BSrc::Raw { ldb, .. } => ldb,
                 // One panel: row `p` at `p*NR`.

@@ -7,7 +7,9 @@
 //!   `A` packed ahead: each panel of packed `A` is multiplied by a handful of columns of
 //!   `B` at a time, the whole depth accumulated in registers (AVX-512 only).
 
-use super::epilogue::{EpiFn, TileEpi};
+#[cfg(target_arch = "x86_64")]
+use super::epilogue::EpiFn;
+use super::epilogue::TileEpi;
 use crate::cpu::Tier;
 
 /// Products with at most this many rows take the row path.
@@ -155,6 +157,7 @@ unsafe fn rows_avx2(
 /// `A` packed by `pack_a_full` for a kernel of `mr` rows and depth blocks of `kc`:
 /// `rows` is the padded row count of the whole packed matrix.
 #[derive(Clone, Copy, Debug)]
+#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
 pub(crate) struct PackedRows {
     pub ptr: *const f32,
     pub rows: usize,

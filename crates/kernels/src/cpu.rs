@@ -70,6 +70,8 @@ impl CpuFeatures {
 pub enum Tier {
     /// Plain Rust, compiled for the baseline target; runs everywhere.
     Portable,
+    /// aarch64 NEON (Advanced SIMD, part of the aarch64 baseline).
+    Neon,
     /// x86-64 AVX2 with FMA3.
     Avx2,
     /// x86-64 AVX-512F (with AVX2 and FMA3 for the slots that have no AVX-512 version).
@@ -78,22 +80,24 @@ pub enum Tier {
 
 impl Tier {
     /// Every tier, from the most portable to the most demanding.
-    pub const ALL: [Tier; 3] = [Tier::Portable, Tier::Avx2, Tier::Avx512];
+    pub const ALL: [Tier; 4] = [Tier::Portable, Tier::Neon, Tier::Avx2, Tier::Avx512];
 
     /// The tier's name, as `SLIMNET_KERNEL_TIER` spells it.
     pub fn name(self) -> &'static str {
         match self {
             Tier::Portable => "portable",
+            Tier::Neon => "neon",
             Tier::Avx2 => "avx2",
             Tier::Avx512 => "avx512",
         }
     }
 
-    /// The x86-64 features this tier needs that `f` lacks (empty for `Portable`; on
-    /// other architectures the x86 tiers are unavailable whatever this returns).
+    /// The CPU features this tier needs that `f` lacks (empty for `Portable`; a tier
+    /// of another architecture is unavailable whatever this returns).
     pub fn missing(self, f: &CpuFeatures) -> Vec<&'static str> {
         let needs: &[(&'static str, bool)] = match self {
             Tier::Portable => &[],
+            Tier::Neon => &[("neon", f.neon)],
             Tier::Avx2 => &[("avx2", f.avx2), ("fma", f.fma)],
             Tier::Avx512 => &[("avx2", f.avx2), ("fma", f.fma), ("avx512f", f.avx512f)],
         };
@@ -109,6 +113,7 @@ impl Tier {
     pub fn is_available(self, f: &CpuFeatures) -> bool {
         match self {
             Tier::Portable => true,
+            Tier::Neon => cfg!(target_arch = "aarch64") && self.missing(f).is_empty(),
             _ => cfg!(target_arch = "x86_64") && self.missing(f).is_empty(),
         }
     }

@@ -53,6 +53,11 @@ impl KernelTable {
         t.tier = tier;
         t.conv = ConvKernels::for_tier(tier);
         t.eltwise = EltwiseKernels::for_tier(tier);
+        #[cfg(target_arch = "aarch64")]
+        if tier == Tier::Neon {
+            t.sgemm = gemm::neon::sgemm;
+            t.sgemm_name = gemm::neon::NAME;
+        }
         #[cfg(target_arch = "x86_64")]
         {
             if tier >= Tier::Avx2 {

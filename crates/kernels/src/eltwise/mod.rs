@@ -74,8 +74,10 @@ impl EltwiseKernels {
 
     /// Every slot with the name of the kernel installed in it.
     pub(crate) fn picks(&self) -> Vec<(&'static str, &'static str)> {
+        // The NEON tier has no elementwise versions of its own yet: it keeps the
+        // portable ones.
         let suffix = match self.tier {
-            Tier::Portable => 0,
+            Tier::Portable | Tier::Neon => 0,
             Tier::Avx2 => 1,
             Tier::Avx512 => 2,
         };

@@ -4,6 +4,7 @@
 pub(crate) mod driver;
 pub(crate) mod epilogue;
 mod fused;
+pub(crate) mod neon;
 pub(crate) mod portable;
 mod skinny;
 
@@ -118,6 +119,8 @@ impl GemmImpl {
     pub(crate) fn for_tier(tier: Tier) -> &'static GemmImpl {
         match tier {
             Tier::Portable => &portable::IMPL,
+            #[cfg(target_arch = "aarch64")]
+            Tier::Neon => &neon::IMPL,
             #[cfg(target_arch = "x86_64")]
             Tier::Avx2 => &avx2::IMPL,
             #[cfg(target_arch = "x86_64")]

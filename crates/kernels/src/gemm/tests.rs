@@ -26,6 +26,9 @@ fn tiers() -> Vec<(Tier, WithBlocking, usize, usize)> {
         }
     }
     let _ = f;
+    // The NEON micro-kernel's portable twin runs everywhere (reported as the portable
+    // tier: it needs no CPU feature).
+    v.push((Tier::Portable, super::neon::sgemm_emulated_with, 8, 8));
     v
 }
 

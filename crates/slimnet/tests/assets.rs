@@ -10,14 +10,12 @@
 mod common;
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::Arc;
 
 use slimnet::ir::{infer_shapes, Model, ValueInfo};
 use slimnet::onnx::{load_model, save_model};
 use slimnet::runtime::{run_model, ReferenceFolder, Session, SessionOptions};
-use slimnet::tensor::{npy, Tensor};
+use slimnet::tensor::Tensor;
 
 const MAX_RELATIVE_ERROR: f64 = 1e-4;
 /// The smallest output scale errors are measured against.
@@ -147,35 +145,18 @@ fn check_round_trip(stem: &str) {
         reimported.graph.node_count_deep(),
         model.graph.node_count_deep()
     );
-    let assets = common::assets_dir();
-    let python = assets.join("venv/bin/python");
-    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../scripts/ort_run.py");
     let case = &cases[0];
-    let mut cmd = Command::new(&python);
-    cmd.arg(&script).arg(&exported);
-    for (k, (name, t)) in case.inputs.iter().enumerate() {
-        let f = dir.path().join(format!("in_{k}.npy"));
-        npy::write_npy(t, std::fs::File::create(&f).unwrap()).unwrap();
-        cmd.arg("--input").arg(format!("{name}={}", f.display()));
-    }
-    let out_dir = dir.path().join("out");
-    cmd.arg("--output-dir").arg(&out_dir);
-    let result = cmd
-        .output()
-        .unwrap_or_else(|e| panic!("{}: {e} (run scripts/fetch-assets)", python.display()));
-    assert!(
-        result.status.success(),
-        "ONNX Runtime rejected the exported {stem}: {}",
-        String::from_utf8_lossy(&result.stderr)
+    let what = format!("exported {stem}");
+    let outputs = common::ort_run(
+        &exported,
+        &case.inputs,
+        dir.path(),
+        &what,
+        case.outputs.iter().map(|(n, _)| n.as_str()),
     );
-    let listing: serde_json::Value = serde_json::from_slice(&result.stdout).expect("ort_run JSON");
-    for (name, want) in &case.outputs {
-        let file = listing["outputs"][name]
-            .as_str()
-            .unwrap_or_else(|| panic!("exported {stem} lacks output '{name}'"));
-        let got = common::read_npy(Path::new(file));
+    for ((name, want), got) in case.outputs.iter().zip(&outputs) {
         assert_eq!(got.shape(), want.shape());
-        let err = common::relative_max_error(&got, want, SCALE_FLOOR);
+        let err = common::relative_max_error(got, want, SCALE_FLOOR);
         assert!(
             err <= 1e-6,
             "exported {stem} output '{name}' differs under ONNX Runtime: {err:e}"

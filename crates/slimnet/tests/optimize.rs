@@ -9,15 +9,13 @@
 mod common;
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use slimnet::ir::Model;
 use slimnet::onnx::{load_model, save_model};
 use slimnet::runtime::{
     optimize, run_model, specialize, InputBinding, OptimizeOptions, OptimizeReport,
 };
-use slimnet::tensor::{npy, Tensor};
+use slimnet::tensor::Tensor;
 
 const MAX_RELATIVE_ERROR: f64 = 1e-5;
 const SCALE_FLOOR: f64 = 0.01;
@@ -143,35 +141,19 @@ fn check_optimized_round_trip(stem: &str, tolerance: f64) {
         .unwrap_or_else(|e| panic!("{stem}: reloaded: {e}"));
     compare(stem, "reloaded", &got, &want, tolerance);
 
-    let assets = common::assets_dir();
-    let python = assets.join("venv/bin/python");
-    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../scripts/ort_run.py");
-    let mut cmd = Command::new(&python);
-    cmd.arg(&script).arg(&exported);
-    for (k, (name, t)) in case.inputs.iter().enumerate() {
-        let f = dir.path().join(format!("in_{k}.npy"));
-        npy::write_npy(t, std::fs::File::create(&f).unwrap()).unwrap();
-        cmd.arg("--input").arg(format!("{name}={}", f.display()));
-    }
-    cmd.arg("--output-dir").arg(dir.path().join("out"));
-    let result = cmd
-        .output()
-        .unwrap_or_else(|e| panic!("{}: {e} (run scripts/fetch-assets)", python.display()));
-    assert!(
-        result.status.success(),
-        "ONNX Runtime rejected the optimized {stem}: {}",
-        String::from_utf8_lossy(&result.stderr)
+    let what = format!("optimized {stem}");
+    let got = common::ort_run(
+        &exported,
+        &case.inputs,
+        dir.path(),
+        &what,
+        case.outputs.iter().map(|(n, _)| n.as_str()),
     );
-    let listing: serde_json::Value = serde_json::from_slice(&result.stdout).expect("JSON");
-    for (name, w) in &case.outputs {
-        let file = listing["outputs"][name]
-            .as_str()
-            .unwrap_or_else(|| panic!("optimized {stem} lacks output '{name}'"));
-        let g = common::read_npy(Path::new(file));
+    for ((name, w), g) in case.outputs.iter().zip(&got) {
         assert_eq!(g.shape(), w.shape());
         // Against ONNX Runtime's outputs on the original model, at the asset tests'
         // tolerance (ONNX Runtime's own kernels differ from the exact ones).
-        let err = common::relative_max_error(&g, w, SCALE_FLOOR);
+        let err = common::relative_max_error(g, w, SCALE_FLOOR);
         assert!(
             err <= 1e-4,
             "optimized {stem} '{name}' under ONNX Runtime: {err:e}"

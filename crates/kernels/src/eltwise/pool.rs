@@ -176,49 +176,37 @@ unsafe fn pool_kernel<S: Simd>(p: &Pool2dParams, x: &[f32], out: &mut [f32], avg
     }
     let mut tables = TABLES.with(Cell::take);
     let PoolTables { hc, wc, w_ranges } = &mut tables;
-    if p.count_include_pad {
-        tap_counts(
-            hc,
-            p.out_h,
-            p.stride_h,
-            p.kernel_h,
-            p.dilation_h,
-            p.pad_top,
+    // The window positions that count: the padded extent, or the input alone.
+    let (h_lo, h_hi, w_lo, w_hi) = if p.count_include_pad {
+        (
             -(p.pad_top as isize),
             (p.in_h + p.pad_bottom) as isize,
-        );
-        tap_counts(
-            wc,
-            p.out_w,
-            p.stride_w,
-            p.kernel_w,
-            p.dilation_w,
-            p.pad_left,
             -(p.pad_left as isize),
             (p.in_w + p.pad_right) as isize,
-        );
+        )
     } else {
-        tap_counts(
-            hc,
-            p.out_h,
-            p.stride_h,
-            p.kernel_h,
-            p.dilation_h,
-            p.pad_top,
-            0,
-            p.in_h as isize,
-        );
-        tap_counts(
-            wc,
-            p.out_w,
-            p.stride_w,
-            p.kernel_w,
-            p.dilation_w,
-            p.pad_left,
-            0,
-            p.in_w as isize,
-        );
-    }
+        (0, p.in_h as isize, 0, p.in_w as isize)
+    };
+    tap_counts(
+        hc,
+        p.out_h,
+        p.stride_h,
+        p.kernel_h,
+        p.dilation_h,
+        p.pad_top,
+        h_lo,
+        h_hi,
+    );
+    tap_counts(
+        wc,
+        p.out_w,
+        p.stride_w,
+        p.kernel_w,
+        p.dilation_w,
+        p.pad_left,
+        w_lo,
+        w_hi,
+    );
     w_ranges.clear();
     for kw in 0..p.kernel_w {
         let off = (kw * p.dilation_w) as isize - p.pad_left as isize;

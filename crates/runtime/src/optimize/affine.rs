@@ -7,8 +7,9 @@ use slimnet_ir::ops::{ElementwiseOp, NnOp};
 use slimnet_ir::{Graph, Op, ValueId};
 use slimnet_tensor::{DType, Tensor};
 
-use super::scale::split_constant;
-use super::util::{add_constant, constant, f32_constant, finish, per_axis, Names, Uses};
+use super::util::{
+    add_constant, constant, f32_constant, fold_nodes, per_axis, split_constant, Fold, Uses,
+};
 use crate::RuntimeError;
 
 /// Folds `Mul(x, s)`, `Add(x, b)` or `Add(Mul(x, s), b)` (operands in either order)
@@ -27,49 +28,26 @@ use crate::RuntimeError;
 /// computed in f64 and rounded to f32 once. New constants are added (a shared
 /// weight is not modified); the `Conv` then reads `x`.
 pub fn fold_affine_into_conv(graph: &mut Graph) -> Result<usize, RuntimeError> {
-    let uses = Uses::of(graph);
-    let mut names = Names::of(graph);
-    let mut removed = vec![false; graph.nodes.len()];
-    let mut touched = vec![false; graph.nodes.len()];
-    let mut count = 0;
-    for i in 0..graph.nodes.len() {
-        let Some(plan) = plan(graph, &uses, i) else {
-            continue;
-        };
-        if touched[i] || plan.folded.iter().any(|&n| touched[n]) {
-            continue;
-        }
-        let base = graph.nodes[i].display_name(graph);
-        let w = add_constant(
-            graph,
-            &mut names,
-            &format!("{base}_affine_weight"),
-            plan.weight,
-        );
-        let b = add_constant(graph, &mut names, &format!("{base}_affine_bias"), plan.bias);
-        let conv = &mut graph.nodes[i];
-        conv.inputs.resize(3, None);
-        conv.inputs[0] = Some(plan.source);
-        conv.inputs[1] = Some(w);
-        conv.inputs[2] = Some(b);
-        touched[i] = true;
-        for n in plan.folded {
-            removed[n] = true;
-            touched[n] = true;
-        }
-        count += 1;
-    }
-    if count > 0 {
-        finish(graph, "fold_affine_into_conv", &removed, Vec::new())?;
-    }
-    Ok(count)
+    fold_nodes(
+        graph,
+        "fold_affine_into_conv",
+        plan,
+        |graph, names, i, _, plan| {
+            let base = graph.nodes[i].display_name(graph);
+            let w = add_constant(graph, names, &format!("{base}_affine_weight"), plan.weight);
+            let b = add_constant(graph, names, &format!("{base}_affine_bias"), plan.bias);
+            let conv = &mut graph.nodes[i];
+            conv.inputs.resize(3, None);
+            conv.inputs[0] = Some(plan.source);
+            conv.inputs[1] = Some(w);
+            conv.inputs[2] = Some(b);
+        },
+    )
 }
 
 struct Plan {
     /// The value the `Conv` reads afterwards.
     source: ValueId,
-    /// The `Mul`/`Add` nodes folded in.
-    folded: Vec<usize>,
     weight: Tensor,
     bias: Tensor,
 }
@@ -99,7 +77,8 @@ fn affine_step(
     Some((n, x, c))
 }
 
-fn plan(graph: &Graph, uses: &Uses, i: usize) -> Option<Plan> {
+/// The fold at `Conv` node `i`: it is kept, the `Mul`/`Add` nodes are removed.
+fn plan(graph: &Graph, uses: &Uses, i: usize) -> Option<Fold<Plan>> {
     let node = &graph.nodes[i];
     let Op::Nn(NnOp::Conv(conv)) = &node.op else {
         return None;
@@ -167,10 +146,13 @@ fn plan(graph: &Graph, uses: &Uses, i: usize) -> Option<Plan> {
         bias[out] += v * b[c];
     }
     let bias: Vec<f32> = bias.into_iter().map(|v| v as f32).collect();
-    Some(Plan {
-        source,
-        folded,
-        weight: Tensor::from_vec(wshape, weight).ok()?,
-        bias: Tensor::from_vec(vec![m], bias).ok()?,
+    Some(Fold {
+        kept: i,
+        removed: folded,
+        plan: Plan {
+            source,
+            weight: Tensor::from_vec(wshape, weight).ok()?,
+            bias: Tensor::from_vec(vec![m], bias).ok()?,
+        },
     })
 }

@@ -2,9 +2,12 @@
 
 use slimnet_ir::ops::NnOp;
 use slimnet_ir::{Graph, Op, ValueId};
-use slimnet_tensor::{DType, Tensor};
+use slimnet_tensor::Tensor;
 
-use super::util::{add_constant, constant, finish, Names, Uses};
+use super::util::{
+    add_constant, constant, f32_constant, fold_into_producer, out_channel, scaled,
+    sole_output_producer, Uses,
+};
 use crate::RuntimeError;
 
 /// Folds each inference-mode `BatchNormalization` whose input comes from a `Conv`,
@@ -20,39 +23,23 @@ use crate::RuntimeError;
 /// to f32 once. New weight tensors are added (a weight shared with another node is
 /// not modified); the producer then writes the BN's output value.
 pub fn fold_batchnorm(graph: &mut Graph) -> Result<usize, RuntimeError> {
-    let uses = Uses::of(graph);
-    let mut names = Names::of(graph);
-    let mut removed = vec![false; graph.nodes.len()];
-    let mut touched = vec![false; graph.nodes.len()];
-    let mut count = 0;
-    for i in 0..graph.nodes.len() {
-        let Some(plan) = plan(graph, &uses, i) else {
-            continue;
-        };
-        if touched[plan.producer] || touched[i] {
-            continue;
-        }
-        let base = graph.nodes[plan.producer].display_name(graph);
-        let w = add_constant(graph, &mut names, &format!("{base}_bn_weight"), plan.weight);
-        let b = add_constant(graph, &mut names, &format!("{base}_bn_bias"), plan.bias);
-        let bn_out = graph.nodes[i].outputs[0];
-        let p = &mut graph.nodes[plan.producer];
-        p.inputs.resize(3, None);
-        p.inputs[1] = Some(w);
-        p.inputs[2] = Some(b);
-        if let Op::Nn(NnOp::Gemm(g)) = &mut p.op {
-            g.beta = 1.0;
-        }
-        p.outputs[0] = bn_out;
-        removed[i] = true;
-        touched[i] = true;
-        touched[plan.producer] = true;
-        count += 1;
-    }
-    if count > 0 {
-        finish(graph, "fold_batchnorm", &removed, Vec::new())?;
-    }
-    Ok(count)
+    fold_into_producer(
+        graph,
+        "fold_batchnorm",
+        |graph, uses, i| plan(graph, uses, i).map(|p| (p.producer, p)),
+        |graph, names, producer, plan| {
+            let base = graph.nodes[producer].display_name(graph);
+            let w = add_constant(graph, names, &format!("{base}_bn_weight"), plan.weight);
+            let b = add_constant(graph, names, &format!("{base}_bn_bias"), plan.bias);
+            let p = &mut graph.nodes[producer];
+            p.inputs.resize(3, None);
+            p.inputs[1] = Some(w);
+            p.inputs[2] = Some(b);
+            if let Op::Nn(NnOp::Gemm(g)) = &mut p.op {
+                g.beta = 1.0;
+            }
+        },
+    )
 }
 
 struct Plan {
@@ -62,8 +49,7 @@ struct Plan {
 }
 
 fn f32_values(graph: &Graph, v: Option<ValueId>) -> Option<Vec<f64>> {
-    let t = constant(graph, v?)?;
-    (t.dtype() == DType::F32).then(|| t.to_vec::<f64>().ok())?
+    Some(f32_constant(graph, v?)?.1)
 }
 
 fn plan(graph: &Graph, uses: &Uses, i: usize) -> Option<Plan> {
@@ -82,7 +68,7 @@ fn plan(graph: &Graph, uses: &Uses, i: usize) -> Option<Plan> {
         return None;
     }
     let x = (*node.inputs.first()?)?;
-    let producer = uses.sole_producer(x)?;
+    let producer = sole_output_producer(graph, uses, x)?;
     let input = |k: usize| node.inputs.get(k).copied().flatten();
     let scale = f32_values(graph, input(1))?;
     let beta = f32_values(graph, input(2))?;
@@ -99,62 +85,17 @@ fn plan(graph: &Graph, uses: &Uses, i: usize) -> Option<Plan> {
         .map(|(g, v)| g / (v + eps).sqrt())
         .collect();
     let p = &graph.nodes[producer];
-    if p.outputs.len() != 1 || p.outputs[0] != Some(x) {
-        return None;
-    }
     let wid = p.inputs.get(1).copied().flatten();
-    let wt = constant(graph, wid?)?;
-    let w = f32_values(graph, wid)?;
+    let (shape, w) = f32_constant(graph, wid?)?;
     let bias_in = p.inputs.get(2).copied().flatten();
     let old_bias = match bias_in {
         Some(_) => Some(f32_values(graph, bias_in)?),
         None => None,
     };
-    let shape = wt.shape().to_vec();
-    // Output channel of each weight element.
-    let channel_of: Box<dyn Fn(usize) -> usize> = match &p.op {
-        Op::Nn(NnOp::Conv(conv)) => {
-            if shape.len() < 2 || shape[0] != c || conv.group <= 0 {
-                return None;
-            }
-            let per = w.len() / c;
-            Box::new(move |k| k / per)
-        }
-        Op::Nn(NnOp::ConvTranspose(ct)) => {
-            let g = usize::try_from(ct.group).ok()?;
-            if shape.len() < 2 || g == 0 || shape[0] % g != 0 || shape[1] * g != c {
-                return None;
-            }
-            let (cin_g, m_g) = (shape[0] / g, shape[1]);
-            let inner: usize = shape[2..].iter().product();
-            Box::new(move |k| {
-                let ci = k / (m_g * inner);
-                let j = (k / inner) % m_g;
-                (ci / cin_g) * m_g + j
-            })
-        }
-        Op::Nn(NnOp::Gemm(gemm)) => {
-            if shape.len() != 2 {
-                return None;
-            }
-            let out_rank_ok = graph.values[x].info.rank() == Some(2);
-            if !out_rank_ok {
-                return None;
-            }
-            if gemm.trans_b {
-                if shape[0] != c {
-                    return None;
-                }
-                let k_dim = shape[1];
-                Box::new(move |k| k / k_dim)
-            } else {
-                if shape[1] != c {
-                    return None;
-                }
-                Box::new(move |k| k % c)
-            }
-        }
-        _ => return None,
+    let channel_of = match &p.op {
+        Op::Nn(NnOp::Conv(conv)) if conv.group <= 0 => return None,
+        Op::Nn(NnOp::Gemm(_)) if graph.values[x].info.rank() != Some(2) => return None,
+        _ => out_channel(&p.op, &shape, c)?,
     };
     // The bias of each output channel before the BN.
     let prior: Vec<f64> = match (&p.op, old_bias) {
@@ -171,11 +112,7 @@ fn plan(graph: &Graph, uses: &Uses, i: usize) -> Option<Plan> {
         (_, Some(b)) if b.len() == c => b,
         _ => return None,
     };
-    let weight: Vec<f32> = w
-        .iter()
-        .enumerate()
-        .map(|(k, &v)| (v * s[channel_of(k)]) as f32)
-        .collect();
+    let weight = scaled(&w, &s, channel_of);
     let bias: Vec<f32> = (0..c)
         .map(|m| ((prior[m] - mean[m]) * s[m] + beta[m]) as f32)
         .collect();

@@ -5,9 +5,9 @@
 use slimnet_ir::ops::nn::Gemm;
 use slimnet_ir::ops::{ElementwiseOp, NnOp};
 use slimnet_ir::{Graph, Op};
-use slimnet_tensor::{DType, Tensor};
+use slimnet_tensor::Tensor;
 
-use super::util::{add_constant, constant, finish, Names, Uses};
+use super::util::{add_constant, constant, fold_into_producer, follower, per_axis, Follower, Uses};
 use crate::reference::run_op;
 use crate::RuntimeError;
 
@@ -25,21 +25,9 @@ use crate::RuntimeError;
 ///
 /// The producer then writes the `Add`'s output value.
 pub fn fold_bias(graph: &mut Graph) -> Result<usize, RuntimeError> {
-    let uses = Uses::of(graph);
-    let mut names = Names::of(graph);
-    let mut removed = vec![false; graph.nodes.len()];
-    let mut touched = vec![false; graph.nodes.len()];
-    let mut count = 0;
-    for i in 0..graph.nodes.len() {
-        let Some((producer, bias)) = plan(graph, &uses, i) else {
-            continue;
-        };
-        if touched[producer] || touched[i] {
-            continue;
-        }
+    fold_into_producer(graph, "fold_bias", plan, |graph, names, producer, bias| {
         let base = graph.nodes[producer].display_name(graph);
-        let b = add_constant(graph, &mut names, &format!("{base}_bias"), bias);
-        let add_out = graph.nodes[i].outputs[0];
+        let b = add_constant(graph, names, &format!("{base}_bias"), bias);
         let p = &mut graph.nodes[producer];
         match &mut p.op {
             Op::Nn(NnOp::Gemm(g)) => g.beta = 1.0,
@@ -55,64 +43,29 @@ pub fn fold_bias(graph: &mut Graph) -> Result<usize, RuntimeError> {
         }
         p.inputs.resize(3, None);
         p.inputs[2] = Some(b);
-        p.outputs[0] = add_out;
-        removed[i] = true;
-        touched[i] = true;
-        touched[producer] = true;
-        count += 1;
-    }
-    if count > 0 {
-        finish(graph, "fold_bias", &removed, Vec::new())?;
-    }
-    Ok(count)
+    })
 }
 
 fn plan(graph: &Graph, uses: &Uses, i: usize) -> Option<(usize, Tensor)> {
-    let node = &graph.nodes[i];
-    if !matches!(node.op, Op::Elementwise(ElementwiseOp::Add)) || node.inputs.len() != 2 {
-        return None;
-    }
-    let (a, b) = ((node.inputs[0])?, (node.inputs[1])?);
-    let (y, c) = if constant(graph, b).is_some() {
-        (a, b)
-    } else {
-        (b, a)
-    };
+    let Follower {
+        producer,
+        constant: c,
+        shape: out_shape,
+    } = follower(graph, uses, i, ElementwiseOp::Add)?;
     let ct = constant(graph, c)?;
-    if ct.dtype() != DType::F32 || constant(graph, y).is_some() {
+    if ct.rank() > out_shape.len() {
         return None;
     }
-    let producer = uses.sole_producer(y)?;
     let p = &graph.nodes[producer];
-    if p.outputs.len() != 1 || p.outputs[0] != Some(y) {
-        return None;
-    }
-    let out_shape = graph.values[y].info.concrete_shape()?;
-    if graph.values[y].info.dtype != Some(DType::F32) {
-        return None;
-    }
-    let add_shape = graph.values[(*node.outputs.first()?)?]
-        .info
-        .concrete_shape()?;
-    if add_shape != out_shape || ct.rank() > out_shape.len() {
-        return None;
-    }
     let existing = p.inputs.get(2).copied().flatten();
     match &p.op {
         Op::Nn(NnOp::Conv(_)) | Op::Nn(NnOp::ConvTranspose(_)) => {
             let m = *out_shape.get(1)?;
-            let r = out_shape.len();
-            let offset = r - ct.rank();
-            let per_channel = ct
-                .shape()
-                .iter()
-                .enumerate()
-                .all(|(j, &d)| d == 1 || (offset + j == 1 && d == m));
-            if !per_channel {
-                return None;
-            }
-            let v = ct.to_vec::<f32>().ok()?;
-            let mut bias: Vec<f32> = if v.len() == 1 { vec![v[0]; m] } else { v };
+            // f32 values widen to f64 exactly, so this narrowing is exact too.
+            let mut bias: Vec<f32> = per_axis(ct, out_shape.len(), 1, m)?
+                .into_iter()
+                .map(|v| v as f32)
+                .collect();
             if let Some(e) = existing {
                 let old = constant(graph, e)?.to_vec::<f32>().ok()?;
                 if old.len() != m {

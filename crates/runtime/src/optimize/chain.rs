@@ -5,8 +5,7 @@ use slimnet_ir::ops::ElementwiseOp;
 use slimnet_ir::{Graph, Node, Op, ValueId, ValueInfo};
 use slimnet_tensor::{DType, Tensor};
 
-use super::scale::split_constant;
-use super::util::{add_constant, add_value, f32_constant, finish, Names, Uses};
+use super::util::{add_constant, add_value, f32_constant, finish, split_constant, Names, Uses};
 use crate::RuntimeError;
 
 /// Rewrites each chain `x -> op1(c1) -> ... -> opn(cn)` of float32 `Mul`/`Add` by

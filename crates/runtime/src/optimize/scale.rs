@@ -4,9 +4,12 @@
 
 use slimnet_ir::ops::{ElementwiseOp, NnOp};
 use slimnet_ir::{Graph, Op, ValueId};
-use slimnet_tensor::{DType, Tensor};
+use slimnet_tensor::Tensor;
 
-use super::util::{add_constant, constant, f32_constant, finish, per_axis, Names, Uses};
+use super::util::{
+    add_constant, constant, f32_constant, fold_into_producer, follower, out_channel, per_axis,
+    scaled, Follower, Uses,
+};
 use crate::RuntimeError;
 
 /// Folds `Mul(y, c)` (either operand order) into the node producing `y`, and returns
@@ -26,39 +29,23 @@ use crate::RuntimeError;
 /// and rounded to f32 once. New constants are added (a weight shared with another
 /// node is not modified); the producer then writes the `Mul`'s output value.
 pub fn fold_scale(graph: &mut Graph) -> Result<usize, RuntimeError> {
-    let uses = Uses::of(graph);
-    let mut names = Names::of(graph);
-    let mut removed = vec![false; graph.nodes.len()];
-    let mut touched = vec![false; graph.nodes.len()];
-    let mut count = 0;
-    for i in 0..graph.nodes.len() {
-        let Some(plan) = plan(graph, &uses, i) else {
-            continue;
-        };
-        if touched[plan.producer] || touched[i] {
-            continue;
-        }
-        let base = graph.nodes[plan.producer].display_name(graph);
-        let w = add_constant(graph, &mut names, &format!("{base}_scaled"), plan.weight);
-        let b = plan
-            .bias
-            .map(|t| add_constant(graph, &mut names, &format!("{base}_scaled_bias"), t));
-        let mul_out = graph.nodes[i].outputs[0];
-        let p = &mut graph.nodes[plan.producer];
-        p.inputs[1] = Some(w);
-        if let Some(b) = b {
-            p.inputs[2] = Some(b);
-        }
-        p.outputs[0] = mul_out;
-        removed[i] = true;
-        touched[i] = true;
-        touched[plan.producer] = true;
-        count += 1;
-    }
-    if count > 0 {
-        finish(graph, "fold_scale", &removed, Vec::new())?;
-    }
-    Ok(count)
+    fold_into_producer(
+        graph,
+        "fold_scale",
+        |graph, uses, i| plan(graph, uses, i).map(|p| (p.producer, p)),
+        |graph, names, producer, plan| {
+            let base = graph.nodes[producer].display_name(graph);
+            let w = add_constant(graph, names, &format!("{base}_scaled"), plan.weight);
+            let b = plan
+                .bias
+                .map(|t| add_constant(graph, names, &format!("{base}_scaled_bias"), t));
+            let p = &mut graph.nodes[producer];
+            p.inputs[1] = Some(w);
+            if let Some(b) = b {
+                p.inputs[2] = Some(b);
+            }
+        },
+    )
 }
 
 struct Plan {
@@ -67,45 +54,13 @@ struct Plan {
     bias: Option<Tensor>,
 }
 
-/// The non-constant operand and the float32 constant operand of a binary node.
-pub(crate) fn split_constant(
-    graph: &Graph,
-    inputs: &[Option<ValueId>],
-) -> Option<(ValueId, ValueId)> {
-    if inputs.len() != 2 {
-        return None;
-    }
-    let (a, b) = (inputs[0]?, inputs[1]?);
-    let (y, c) = if constant(graph, b).is_some() {
-        (a, b)
-    } else {
-        (b, a)
-    };
-    if constant(graph, y).is_some() || constant(graph, c)?.dtype() != DType::F32 {
-        return None;
-    }
-    Some((y, c))
-}
-
 fn plan(graph: &Graph, uses: &Uses, i: usize) -> Option<Plan> {
-    let node = &graph.nodes[i];
-    if !matches!(node.op, Op::Elementwise(ElementwiseOp::Mul)) {
-        return None;
-    }
-    let (y, c) = split_constant(graph, &node.inputs)?;
-    let producer = uses.sole_producer(y)?;
+    let Follower {
+        producer,
+        constant: c,
+        shape: out_shape,
+    } = follower(graph, uses, i, ElementwiseOp::Mul)?;
     let p = &graph.nodes[producer];
-    if p.outputs.len() != 1 || p.outputs[0] != Some(y) {
-        return None;
-    }
-    let info = &graph.values[y].info;
-    let out_shape = info.concrete_shape()?;
-    let mul_shape = graph.values[(*node.outputs.first()?)?]
-        .info
-        .concrete_shape()?;
-    if info.dtype != Some(DType::F32) || mul_shape != out_shape {
-        return None;
-    }
     let rank = out_shape.len();
     let ct = constant(graph, c)?;
     let wid = (*p.inputs.get(1)?)?;
@@ -115,7 +70,7 @@ fn plan(graph: &Graph, uses: &Uses, i: usize) -> Option<Plan> {
         Op::Nn(NnOp::Conv(_)) | Op::Nn(NnOp::ConvTranspose(_)) => {
             let m = *out_shape.get(1)?;
             let s = per_axis(ct, rank, 1, m)?;
-            let channel_of = conv_channel(&p.op, &wshape, m)?;
+            let channel_of = out_channel(&p.op, &wshape, m)?;
             let weight = scaled(&w, &s, channel_of);
             let bias = match bias_in {
                 None => None,
@@ -133,17 +88,13 @@ fn plan(graph: &Graph, uses: &Uses, i: usize) -> Option<Plan> {
                 bias: bias.and_then(|b| Tensor::from_vec(vec![m], b).ok()),
             })
         }
-        Op::Nn(NnOp::Gemm(gemm)) => {
+        Op::Nn(NnOp::Gemm(_)) => {
             if rank != 2 || wshape.len() != 2 {
                 return None;
             }
             let m = out_shape[1];
             let s = per_axis(ct, rank, 1, m)?;
-            let weight = if gemm.trans_b {
-                (wshape[0] == m).then(|| scaled(&w, &s, |k| k / wshape[1]))?
-            } else {
-                (wshape[1] == m).then(|| scaled(&w, &s, |k| k % m))?
-            };
+            let weight = scaled(&w, &s, out_channel(&p.op, &wshape, m)?);
             let bias = match bias_in {
                 None => None,
                 Some(b) => Some(scaled_gemm_bias(graph, b, &s, &out_shape)?),
@@ -166,45 +117,6 @@ fn plan(graph: &Graph, uses: &Uses, i: usize) -> Option<Plan> {
                 weight: Tensor::from_vec(wshape, weight).ok()?,
                 bias: None,
             })
-        }
-        _ => None,
-    }
-}
-
-/// `w[k] * s[channel_of(k)]`, rounded to f32 once.
-fn scaled(w: &[f64], s: &[f64], channel_of: impl Fn(usize) -> usize) -> Vec<f32> {
-    w.iter()
-        .enumerate()
-        .map(|(k, &v)| (v * s[channel_of(k)]) as f32)
-        .collect()
-}
-
-/// The output channel of each element of a `Conv` weight `[M, C/group, ...]` or a
-/// `ConvTranspose` weight `[C, M/group, ...]`, when the shape fits `m` channels.
-fn conv_channel(op: &Op, shape: &[usize], m: usize) -> Option<Box<dyn Fn(usize) -> usize>> {
-    if shape.len() < 2 || m == 0 {
-        return None;
-    }
-    let inner: usize = shape[2..].iter().product();
-    match op {
-        Op::Nn(NnOp::Conv(_)) => {
-            if shape[0] != m {
-                return None;
-            }
-            let per = shape[1] * inner;
-            Some(Box::new(move |k| k / per))
-        }
-        Op::Nn(NnOp::ConvTranspose(ct)) => {
-            let g = usize::try_from(ct.group).ok()?;
-            if g == 0 || !shape[0].is_multiple_of(g) || shape[1] * g != m {
-                return None;
-            }
-            let (cin_g, m_g) = (shape[0] / g, shape[1]);
-            Some(Box::new(move |k| {
-                let ci = k / (m_g * inner);
-                let j = (k / inner) % m_g;
-                (ci / cin_g) * m_g + j
-            }))
         }
         _ => None,
     }

@@ -93,6 +93,16 @@ pub(super) fn ramp(shape: &[usize], scale: f32) -> Tensor {
 }
 
 /// Optimizes with the given options and checks outputs (names included) agree.
+/// [`check`] with default options and one input `x`, a [`ramp`] of `shape`.
+pub(super) fn check_x(model: &Model, shape: &[usize], step: f32, tol: f64) -> Model {
+    check(
+        model,
+        &OptimizeOptions::default(),
+        &[("x", ramp(shape, step))],
+        tol,
+    )
+}
+
 pub(super) fn check(
     model: &Model,
     options: &OptimizeOptions,
@@ -136,12 +146,7 @@ fn conv_batchnorm_folds_into_conv() {
     let var = b.f32s("var", &[3], |i| 0.5 + i as f32);
     let z = b.op("z", "BatchNormalization", &[y, s, beta, mean, var], vec![]);
     let m = b.model(&[z]);
-    let opt = check(
-        &m,
-        &OptimizeOptions::default(),
-        &[("x", ramp(&[1, 2, 5, 5], 0.3))],
-        1e-5,
-    );
+    let opt = check_x(&m, &[1, 2, 5, 5], 0.3, 1e-5);
     assert_eq!(op_types(&opt), ["Conv"]);
     assert_eq!(opt.graph.values[opt.graph.outputs[0]].name, "z");
 }
@@ -155,12 +160,7 @@ fn conv_then_add_takes_the_bias() {
     let c = b.f32s("c", &[3, 1, 1], |i| i as f32 * 0.25);
     let z = b.op("z", "Add", &[c, y], vec![]);
     let m = b.model(&[z]);
-    let opt = check(
-        &m,
-        &OptimizeOptions::default(),
-        &[("x", ramp(&[1, 2, 4, 4], 0.5))],
-        1e-6,
-    );
+    let opt = check_x(&m, &[1, 2, 4, 4], 0.5, 1e-6);
     assert_eq!(op_types(&opt), ["Conv"]);
 }
 
@@ -207,12 +207,7 @@ fn hardsigmoid_form_and_product_fuse() {
     let h = b.op("h", "Mul", &[sixth, c], vec![]);
     let y = b.op("y", "Mul", &[h, x], vec![]);
     let model = b.model(&[y]);
-    let opt = check(
-        &model,
-        &OptimizeOptions::default(),
-        &[("x", ramp(&[4], 1.0))],
-        1e-6,
-    );
+    let opt = check_x(&model, &[4], 1.0, 1e-6);
     assert_eq!(op_types(&opt), ["HardSwish"]);
 }
 
@@ -247,12 +242,7 @@ fn constant_if_is_inlined_with_captures() {
     let y = b.node("y", ctl, &[k]);
     let z = b.op("z", "Neg", &[y], vec![]);
     let model = b.model(&[y, z]);
-    let opt = check(
-        &model,
-        &OptimizeOptions::default(),
-        &[("x", ramp(&[3], 1.0))],
-        0.0,
-    );
+    let opt = check_x(&model, &[3], 1.0, 0.0);
     let mut t = op_types(&opt);
     t.sort();
     assert_eq!(t, ["Add", "Neg"]);
@@ -296,12 +286,7 @@ fn shape_chains_fold_once_shapes_are_bound() {
         }],
     )
     .unwrap();
-    let opt = check(
-        &bound,
-        &OptimizeOptions::default(),
-        &[("x", ramp(&[2, 6], 1.0))],
-        0.0,
-    );
+    let opt = check_x(&bound, &[2, 6], 1.0, 0.0);
     assert_eq!(op_types(&opt), ["Reshape"]);
     assert_eq!(opt.graph.values[opt.graph.outputs[0]].name, "id");
     let report = optimize(&mut bound, &OptimizeOptions::default()).unwrap();
@@ -363,11 +348,6 @@ fn passes_can_be_turned_off() {
     };
     let opt = check(&model, &off, &[("x", ramp(&[2], 1.0))], 0.0);
     assert_eq!(op_types(&opt), ["Identity", "Relu"]);
-    let opt = check(
-        &model,
-        &OptimizeOptions::default(),
-        &[("x", ramp(&[2], 1.0))],
-        0.0,
-    );
+    let opt = check_x(&model, &[2], 1.0, 0.0);
     assert_eq!(op_types(&opt), ["Relu"]);
 }

@@ -3,7 +3,7 @@
 
 use slimnet_ir::Attr;
 
-use super::tests::{check, op_types, ramp, B};
+use super::tests::{check, check_x, op_types, ramp, B};
 use super::OptimizeOptions;
 
 fn sorted(mut v: Vec<&'static str>) -> Vec<&'static str> {
@@ -25,12 +25,7 @@ fn conv_mul_add_fold_into_conv() {
     let m = b.model(&[out]);
     // The scaled weights round once; outputs near zero after cancellation differ
     // in the last bits of the larger terms.
-    let opt = check(
-        &m,
-        &OptimizeOptions::default(),
-        &[("x", ramp(&[1, 2, 5, 5], 0.3))],
-        1e-5,
-    );
+    let opt = check_x(&m, &[1, 2, 5, 5], 0.3, 1e-5);
     assert_eq!(op_types(&opt), ["Conv"]);
     assert_eq!(opt.graph.values[opt.graph.outputs[0]].name, "out");
 }
@@ -47,12 +42,7 @@ fn shared_weights_are_copied_not_scaled_in_place() {
     let z1 = b.op("z1", "Mul", &[y1, s1], vec![]);
     let z2 = b.op("z2", "Mul", &[y2, s2], vec![]);
     let m = b.model(&[z1, z2]);
-    let opt = check(
-        &m,
-        &OptimizeOptions::default(),
-        &[("x", ramp(&[1, 2, 4, 4], 0.5))],
-        1e-6,
-    );
+    let opt = check_x(&m, &[1, 2, 4, 4], 0.5, 1e-6);
     assert_eq!(op_types(&opt), ["Conv", "Conv"]);
     let w0 = m.graph.values[w].constant.as_deref().unwrap();
     let (n0, n1) = (&opt.graph.nodes[0], &opt.graph.nodes[1]);
@@ -114,12 +104,7 @@ fn scales_that_are_not_per_channel_or_shared_outputs_stay() {
     // The conv's output is also a graph output.
     let z2 = b.op("z2", "Mul", &[y2, two], vec![]);
     let m = b.model(&[z, y2, z2]);
-    let opt = check(
-        &m,
-        &OptimizeOptions::default(),
-        &[("x", ramp(&[1, 2, 3, 3], 1.0))],
-        0.0,
-    );
+    let opt = check_x(&m, &[1, 2, 3, 3], 1.0, 0.0);
     assert_eq!(sorted(op_types(&opt)), ["Conv", "Conv", "Mul", "Mul"]);
 }
 
@@ -141,12 +126,7 @@ fn affine_folds_into_unpadded_and_grouped_convs() {
             vec![("group", Attr::Int(group as i64))],
         );
         let m = b.model(&[y]);
-        let opt = check(
-            &m,
-            &OptimizeOptions::default(),
-            &[("x", ramp(&[1, 4, 5, 5], 0.4))],
-            1e-6,
-        );
+        let opt = check_x(&m, &[1, 4, 5, 5], 0.4, 1e-6);
         assert_eq!(op_types(&opt), ["Conv"], "group {group}");
     }
 }

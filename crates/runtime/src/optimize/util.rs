@@ -1,11 +1,13 @@
 //! Graph helpers shared by the passes: use counts, redirecting reads (including
-//! reads by name from subgraphs), fresh names, and rebuilding the node list.
+//! reads by name from subgraphs), fresh names, rebuilding the node list, the sweep
+//! that folds nodes into a neighbour, and per-output-channel weight rewriting.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
-use slimnet_ir::{Graph, Node, NodeId, Value, ValueId};
-use slimnet_tensor::Tensor;
+use slimnet_ir::ops::{ElementwiseOp, NnOp};
+use slimnet_ir::{Graph, Node, NodeId, Op, Value, ValueId};
+use slimnet_tensor::{DType, Tensor};
 
 use crate::RuntimeError;
 
@@ -280,6 +282,201 @@ pub(crate) fn per_axis(t: &Tensor, rank: usize, axis: usize, n: usize) -> Option
     match v.len() {
         1 => Some(vec![v[0]; n]),
         l if l == n => Some(v),
+        _ => None,
+    }
+}
+
+/// One fold found by a pass: the node `kept` is rewritten (by the pass's `apply`)
+/// and the nodes in `removed` are dropped.
+pub(crate) struct Fold<P> {
+    pub kept: NodeId,
+    pub removed: Vec<NodeId>,
+    pub plan: P,
+}
+
+/// Runs `plan` on every node of one sweep and applies each fold whose nodes no
+/// earlier fold of the sweep has touched; drops the removed nodes, re-sorts, and
+/// returns how many folds it applied. `apply` gets the kept node, the removed nodes
+/// and the plan.
+pub(crate) fn fold_nodes<P>(
+    graph: &mut Graph,
+    pass: &str,
+    plan: impl Fn(&Graph, &Uses, NodeId) -> Option<Fold<P>>,
+    mut apply: impl FnMut(&mut Graph, &mut Names, NodeId, &[NodeId], P),
+) -> Result<usize, RuntimeError> {
+    let uses = Uses::of(graph);
+    let mut names = Names::of(graph);
+    let mut removed = vec![false; graph.nodes.len()];
+    let mut touched = vec![false; graph.nodes.len()];
+    let mut count = 0;
+    for i in 0..graph.nodes.len() {
+        let Some(fold) = plan(graph, &uses, i) else {
+            continue;
+        };
+        if touched[fold.kept] || fold.removed.iter().any(|&n| touched[n]) {
+            continue;
+        }
+        apply(graph, &mut names, fold.kept, &fold.removed, fold.plan);
+        touched[fold.kept] = true;
+        for n in fold.removed {
+            removed[n] = true;
+            touched[n] = true;
+        }
+        count += 1;
+    }
+    if count > 0 {
+        finish(graph, pass, &removed, Vec::new())?;
+    }
+    Ok(count)
+}
+
+/// [`fold_nodes`] for passes where node `i` folds into the node producing its
+/// input: `plan` gives that producer, `apply` rewrites it, and the producer then
+/// writes node `i`'s first output in its place.
+pub(crate) fn fold_into_producer<P>(
+    graph: &mut Graph,
+    pass: &str,
+    plan: impl Fn(&Graph, &Uses, NodeId) -> Option<(NodeId, P)>,
+    mut apply: impl FnMut(&mut Graph, &mut Names, NodeId, P),
+) -> Result<usize, RuntimeError> {
+    fold_nodes(
+        graph,
+        pass,
+        |graph, uses, i| {
+            let (kept, plan) = plan(graph, uses, i)?;
+            Some(Fold {
+                kept,
+                removed: vec![i],
+                plan,
+            })
+        },
+        |graph, names, producer, removed, plan| {
+            apply(graph, names, producer, plan);
+            graph.nodes[producer].outputs[0] = graph.nodes[removed[0]].outputs[0];
+        },
+    )
+}
+
+/// The producer of `v` when it can be rewritten freely ([`Uses::sole_producer`])
+/// and `v` is its only output.
+pub(crate) fn sole_output_producer(graph: &Graph, uses: &Uses, v: ValueId) -> Option<NodeId> {
+    let producer = uses.sole_producer(v)?;
+    let p = &graph.nodes[producer];
+    (p.outputs.len() == 1 && p.outputs[0] == Some(v)).then_some(producer)
+}
+
+/// The non-constant operand and the float32 constant operand of a binary node.
+pub(crate) fn split_constant(
+    graph: &Graph,
+    inputs: &[Option<ValueId>],
+) -> Option<(ValueId, ValueId)> {
+    if inputs.len() != 2 {
+        return None;
+    }
+    let (a, b) = (inputs[0]?, inputs[1]?);
+    let (y, c) = if constant(graph, b).is_some() {
+        (a, b)
+    } else {
+        (b, a)
+    };
+    if constant(graph, y).is_some() || constant(graph, c)?.dtype() != DType::F32 {
+        return None;
+    }
+    Some((y, c))
+}
+
+/// A binary node `op(y, c)` that its producer may absorb (see [`follower`]).
+pub(crate) struct Follower {
+    /// The node producing `y`.
+    pub producer: NodeId,
+    /// The float32 constant operand.
+    pub constant: ValueId,
+    /// The shape of `y` and of the node's output.
+    pub shape: Vec<usize>,
+}
+
+/// Node `i` when it is `want(y, c)` (either operand order) with `c` a float32
+/// constant, `y` float32 with a known shape, produced as the only output of a node
+/// that can be rewritten freely, and the node's output of `y`'s shape.
+pub(crate) fn follower(
+    graph: &Graph,
+    uses: &Uses,
+    i: NodeId,
+    want: ElementwiseOp,
+) -> Option<Follower> {
+    let node = &graph.nodes[i];
+    if !matches!(&node.op, Op::Elementwise(op) if *op == want) {
+        return None;
+    }
+    let (y, c) = split_constant(graph, &node.inputs)?;
+    let producer = sole_output_producer(graph, uses, y)?;
+    let info = &graph.values[y].info;
+    let shape = info.concrete_shape()?;
+    let out_shape = graph.values[(*node.outputs.first()?)?]
+        .info
+        .concrete_shape()?;
+    if info.dtype != Some(DType::F32) || out_shape != shape {
+        return None;
+    }
+    Some(Follower {
+        producer,
+        constant: c,
+        shape,
+    })
+}
+
+/// `w[k] * s[channel_of(k)]`, rounded to f32 once.
+pub(crate) fn scaled(w: &[f64], s: &[f64], channel_of: impl Fn(usize) -> usize) -> Vec<f32> {
+    w.iter()
+        .enumerate()
+        .map(|(k, &v)| (v * s[channel_of(k)]) as f32)
+        .collect()
+}
+
+/// The output channel of each element of the weight of `op`, when its `shape` fits
+/// `m` output channels: a `Conv` weight `[M, C/group, ...]` or a `ConvTranspose`
+/// weight `[C, M/group, ...]` (`m` not 0), or a 2-D `Gemm` `B` (`[M, K]` when
+/// `trans_b`, else `[K, M]`). `None` for other ops and shapes.
+pub(crate) fn out_channel(
+    op: &Op,
+    shape: &[usize],
+    m: usize,
+) -> Option<Box<dyn Fn(usize) -> usize>> {
+    if let Op::Nn(NnOp::Gemm(gemm)) = op {
+        if shape.len() != 2 {
+            return None;
+        }
+        return if gemm.trans_b {
+            let k_dim = shape[1];
+            (shape[0] == m).then(|| Box::new(move |k| k / k_dim) as Box<dyn Fn(usize) -> usize>)
+        } else {
+            (shape[1] == m).then(|| Box::new(move |k| k % m) as Box<dyn Fn(usize) -> usize>)
+        };
+    }
+    if shape.len() < 2 || m == 0 {
+        return None;
+    }
+    let inner: usize = shape[2..].iter().product();
+    match op {
+        Op::Nn(NnOp::Conv(_)) => {
+            if shape[0] != m {
+                return None;
+            }
+            let per = shape[1] * inner;
+            Some(Box::new(move |k| k / per))
+        }
+        Op::Nn(NnOp::ConvTranspose(ct)) => {
+            let g = usize::try_from(ct.group).ok()?;
+            if g == 0 || !shape[0].is_multiple_of(g) || shape[1] * g != m {
+                return None;
+            }
+            let (cin_g, m_g) = (shape[0] / g, shape[1]);
+            Some(Box::new(move |k| {
+                let ci = k / (m_g * inner);
+                let j = (k / inner) % m_g;
+                (ci / cin_g) * m_g + j
+            }))
+        }
         _ => None,
     }
 }

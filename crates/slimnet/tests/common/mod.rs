@@ -1,5 +1,5 @@
-//! Shared helpers of the integration tests: where the fetched assets are, and how to
-//! compare tensors.
+//! Shared helpers of the integration tests: where the fetched assets are, how to
+//! run a model under ONNX Runtime, and how to compare tensors.
 
 #![allow(dead_code)]
 
@@ -20,6 +20,47 @@ pub struct Case {
     pub name: String,
     pub inputs: Vec<(String, Tensor)>,
     pub outputs: Vec<(String, Tensor)>,
+}
+
+/// Runs the model file `model` under ONNX Runtime (`scripts/ort_run.py` in the
+/// assets' Python environment) on `inputs`, with `work` as scratch space, and
+/// returns the outputs named in `outputs`, in that order. Panics when ONNX Runtime
+/// rejects the model or an output is missing; `what` names the model in messages.
+pub fn ort_run<'a>(
+    model: &Path,
+    inputs: &[(String, Tensor)],
+    work: &Path,
+    what: &str,
+    outputs: impl IntoIterator<Item = &'a str>,
+) -> Vec<Tensor> {
+    let python = assets_dir().join("venv/bin/python");
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../scripts/ort_run.py");
+    let mut cmd = std::process::Command::new(&python);
+    cmd.arg(&script).arg(model);
+    for (k, (name, t)) in inputs.iter().enumerate() {
+        let f = work.join(format!("in_{k}.npy"));
+        npy::write_npy(t, std::fs::File::create(&f).unwrap()).unwrap();
+        cmd.arg("--input").arg(format!("{name}={}", f.display()));
+    }
+    cmd.arg("--output-dir").arg(work.join("out"));
+    let result = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("{}: {e} (run scripts/fetch-assets)", python.display()));
+    assert!(
+        result.status.success(),
+        "ONNX Runtime rejected the {what}: {}",
+        String::from_utf8_lossy(&result.stderr)
+    );
+    let listing: serde_json::Value = serde_json::from_slice(&result.stdout).expect("ort_run JSON");
+    outputs
+        .into_iter()
+        .map(|name| {
+            let file = listing["outputs"][name]
+                .as_str()
+                .unwrap_or_else(|| panic!("{what} lacks output '{name}'"));
+            read_npy(Path::new(file))
+        })
+        .collect()
 }
 
 pub fn read_npy(path: &Path) -> Tensor {

@@ -22,6 +22,19 @@ pub(crate) struct GemmStep {
 }
 
 impl GemmStep {
+    /// One product of `shape`, with no activation.
+    fn single(shape: SgemmShape, b_const: Option<Vec<f32>>, bias: Option<Vec<f32>>) -> GemmStep {
+        GemmStep {
+            shape,
+            batch: 1,
+            a_stride: 0,
+            b_const,
+            b_stride: 0,
+            bias,
+            activation: Activation::Identity,
+        }
+    }
+
     pub(crate) fn run(
         &self,
         table: &KernelTable,
@@ -120,15 +133,7 @@ pub(crate) fn lower_gemm(ctx: &Context, n: NodeId, g: &Gemm) -> Result<Option<Lo
             Some(per_column.into_iter().map(|x| g.beta * x).collect())
         }
     };
-    let step = GemmStep {
-        shape: SgemmShape::dense(m, n_cols, k),
-        batch: 1,
-        a_stride: 0,
-        b_const: Some(packed),
-        b_stride: 0,
-        bias,
-        activation: Activation::Identity,
-    };
+    let step = GemmStep::single(SgemmShape::dense(m, n_cols, k), Some(packed), bias);
     Ok(Some(with_activation(ctx, *out, step)))
 }
 
@@ -160,33 +165,17 @@ pub(crate) fn lower_matmul(ctx: &Context, n: NodeId) -> Result<Option<Lowering>,
     let a_batch: usize = sa[..sa.len() - 2].iter().product();
     let b_batch: usize = sb[..sb.len() - 2].iter().product();
     let b_const = constant_f32(ctx, *b).map(<[f32]>::to_vec);
-    let step = if sb.len() == 2 {
-        GemmStep {
-            shape: SgemmShape::dense(a_batch * m, n_cols, k),
-            batch: 1,
-            a_stride: 0,
-            b_const,
-            b_stride: 0,
-            bias: None,
-            activation: Activation::Identity,
-        }
-    } else if sa[..sa.len() - 2] == sb[..sb.len() - 2] {
+    let same_batch = sa[..sa.len() - 2] == sb[..sb.len() - 2];
+    // A 2-D `B`, or one `B` for every `A` matrix: one product over all rows of `A`.
+    let step = if sb.len() == 2 || (!same_batch && b_batch == 1) {
+        GemmStep::single(SgemmShape::dense(a_batch * m, n_cols, k), b_const, None)
+    } else if same_batch {
         GemmStep {
             shape: SgemmShape::dense(m, n_cols, k),
             batch: a_batch,
             a_stride: m * k,
             b_const,
             b_stride: k * n_cols,
-            bias: None,
-            activation: Activation::Identity,
-        }
-    } else if b_batch == 1 {
-        GemmStep {
-            shape: SgemmShape::dense(a_batch * m, n_cols, k),
-            batch: 1,
-            a_stride: 0,
-            b_const,
-            b_stride: 0,
             bias: None,
             activation: Activation::Identity,
         }

@@ -125,6 +125,26 @@ fn step(kernel: NormStep, fused: Vec<NodeId>) -> Option<Lowering> {
     })
 }
 
+fn layer_norm_step(
+    rows: usize,
+    cols: usize,
+    eps: f32,
+    scale: Option<Vec<f32>>,
+    bias: Option<Vec<f32>>,
+    fused: Vec<NodeId>,
+) -> Option<Lowering> {
+    step(
+        NormStep::LayerNorm {
+            rows,
+            cols,
+            eps,
+            scale,
+            bias,
+        },
+        fused,
+    )
+}
+
 /// Lowers a reduction node: the layer-norm pattern starting at a ReduceMean, a
 /// `LayerNormalization` whose only used output is `Y`, or a reduction over the last
 /// axis alone.
@@ -352,16 +372,7 @@ fn layer_norm_pattern(ctx: &Context, n0: NodeId, rows: usize, cols: usize) -> Op
     if !is_f32(ctx, last) || ctx.shapes[last] != ctx.shapes[x] {
         return None;
     }
-    step(
-        NormStep::LayerNorm {
-            rows,
-            cols,
-            eps,
-            scale,
-            bias,
-        },
-        fused,
-    )
+    layer_norm_step(rows, cols, eps, scale, bias, fused)
 }
 
 /// `LayerNormalization` over axes `axis..` with constant (or absent) scale and bias
@@ -396,14 +407,5 @@ fn layer_normalization(ctx: &Context, n: NodeId, axis: i64, eps: f32) -> Option<
     if cols == 0 || ctx.shapes[node.outputs[0]?].as_ref() != Some(shape) {
         return None;
     }
-    step(
-        NormStep::LayerNorm {
-            rows,
-            cols,
-            eps,
-            scale,
-            bias,
-        },
-        vec![],
-    )
+    layer_norm_step(rows, cols, eps, scale, bias, vec![])
 }

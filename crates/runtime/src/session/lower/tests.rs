@@ -160,6 +160,26 @@ struct RecurrentCase {
     outputs: [bool; 3],
 }
 
+impl RecurrentCase {
+    /// A forward case of `op_type` with every input and output it supports.
+    fn base(op_type: &'static str) -> RecurrentCase {
+        let lstm = op_type == "LSTM";
+        RecurrentCase {
+            op_type,
+            linear_before_reset: false,
+            seq: 3,
+            batch: 2,
+            input: 5,
+            hidden: 7,
+            direction: "forward",
+            bias: true,
+            initial_h: true,
+            initial_c: lstm,
+            outputs: [true, true, lstm],
+        }
+    }
+}
+
 fn recurrent_case(c: &RecurrentCase) {
     let dirs = if c.direction == "bidirectional" { 2 } else { 1 };
     let lstm = c.op_type == "LSTM";
@@ -206,19 +226,7 @@ fn recurrent_case(c: &RecurrentCase) {
 
 #[test]
 fn lstm_matches_the_reference() {
-    let base = RecurrentCase {
-        op_type: "LSTM",
-        linear_before_reset: false,
-        seq: 3,
-        batch: 2,
-        input: 5,
-        hidden: 7,
-        direction: "forward",
-        bias: true,
-        initial_h: true,
-        initial_c: true,
-        outputs: [true, true, true],
-    };
+    let base = RecurrentCase::base("LSTM");
     recurrent_case(&base);
     recurrent_case(&RecurrentCase {
         seq: 2,
@@ -261,19 +269,7 @@ fn lstm_matches_the_reference() {
 
 #[test]
 fn gru_matches_the_reference() {
-    let base = RecurrentCase {
-        op_type: "GRU",
-        linear_before_reset: false,
-        seq: 3,
-        batch: 2,
-        input: 5,
-        hidden: 7,
-        direction: "forward",
-        bias: true,
-        initial_h: true,
-        initial_c: false,
-        outputs: [true, true, false],
-    };
+    let base = RecurrentCase::base("GRU");
     for linear_before_reset in [false, true] {
         let base = RecurrentCase {
             linear_before_reset,

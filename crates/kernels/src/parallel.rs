@@ -53,6 +53,16 @@ impl Threads {
         self.count
     }
 
+    /// Runs `f` on one of the worker threads (inline with one thread), so that the
+    /// kernels it calls split their work among threads that are already awake
+    /// instead of handing every call over from an outside thread.
+    pub fn install<R: Send>(&self, f: impl FnOnce() -> R + Send) -> R {
+        match &self.pool {
+            Some(pool) => pool.install(f),
+            None => f(),
+        }
+    }
+
     /// Calls `task(i)` for every `i` in `0..tasks`, spread over the threads; returns
     /// when all have finished. With one thread (or one task) it is a plain loop.
     pub fn for_each(&self, tasks: usize, task: impl Fn(usize) + Sync + Send) {

@@ -29,6 +29,9 @@ const FOLD_BELOW: usize = 512;
 /// (waking other threads would cost more than they save).
 const TINY_MACS: usize = 1 << 19;
 
+/// Multiply-adds below which a depthwise convolution runs on the calling thread alone.
+const TINY_DEPTHWISE_MACS: usize = 1 << 19;
+
 /// The convolution kernels of one tier.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct ConvKernels {
@@ -318,6 +321,12 @@ impl KernelTable {
         let planes = p.batch * p.in_channels;
         let out = OutPtr(output.as_mut_ptr());
         let f = self.conv.depthwise;
+        let single = Threads::single();
+        let threads = if planes * out_plane * taps < TINY_DEPTHWISE_MACS {
+            &single
+        } else {
+            threads
+        };
         split(threads, planes, |_, range| {
             for i in range {
                 let c = i % p.in_channels;

@@ -12,7 +12,7 @@ use crate::parallel::Threads;
 use crate::table::KernelTable;
 
 /// Below this many multiply-adds a product is not split over threads.
-const MIN_SPLIT_WORK: usize = 1 << 16;
+const MIN_SPLIT_WORK: usize = 1 << 19;
 
 /// A matrix `A` packed once for one [`KernelTable`] (the layout depends on its tier),
 /// for repeated products with [`KernelTable::sgemm_packed`]; typically constant

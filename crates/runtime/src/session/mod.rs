@@ -151,15 +151,8 @@ impl Session {
             None => self.build_plan(inputs)?,
         };
         let (_, plan, ws) = &mut self.plans[index];
-        exec::run(
-            plan,
-            ws,
-            self.table,
-            &self.threads,
-            inputs,
-            outputs,
-            self.options.profile,
-        )
+        let (table, threads, profile) = (self.table, &self.threads, self.options.profile);
+        threads.install(|| exec::run(plan, ws, table, threads, inputs, outputs, profile))
     }
 
     /// Builds (or finds) the plan for these inputs and summarizes it.

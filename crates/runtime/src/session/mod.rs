@@ -69,6 +69,10 @@ pub struct PlanSummary {
 /// inputs (such as a sample rate) that the plan is specialized on.
 type PlanKey = Vec<(Vec<usize>, Option<Vec<i64>>)>;
 
+/// Plans whose activations take less than this run on the calling thread alone:
+/// every op of such a model is too small for another thread to pay for waking it.
+const PARALLEL_MIN_ARENA_BYTES: usize = 1 << 20;
+
 /// Integer inputs with at most this many elements are specialized on by value.
 const SPECIALIZE_MAX_ELEMENTS: usize = 8;
 
@@ -78,6 +82,8 @@ pub struct Session {
     options: SessionOptions,
     table: &'static KernelTable,
     threads: Threads,
+    /// The calling thread alone, for plans too small to split.
+    single: Threads,
     plans: Vec<(PlanKey, Plan, Workspace)>,
 }
 
@@ -92,6 +98,7 @@ impl Session {
             options,
             table,
             threads,
+            single: Threads::single(),
             plans: Vec::new(),
         })
     }
@@ -151,7 +158,12 @@ impl Session {
             None => self.build_plan(inputs)?,
         };
         let (_, plan, ws) = &mut self.plans[index];
-        let (table, threads, profile) = (self.table, &self.threads, self.options.profile);
+        let threads = if plan.arena_bytes() >= PARALLEL_MIN_ARENA_BYTES {
+            &self.threads
+        } else {
+            &self.single
+        };
+        let (table, profile) = (self.table, self.options.profile);
         threads.install(|| exec::run(plan, ws, table, threads, inputs, outputs, profile))
     }
 

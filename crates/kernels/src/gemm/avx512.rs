@@ -5,11 +5,10 @@
 
 use std::arch::x86_64::*;
 
-use super::driver::{gemm_window, pack_a_full, pack_b_full, ASrc, BSrc, Blocking, Window};
+use super::driver::{gemm_window, pack_a_full, pack_b_full, Blocking, Window};
 use super::epilogue::x86::{act512, apply_avx512};
 use super::epilogue::TileEpi;
 use super::{GemmImpl, SgemmShape};
-use crate::epilogue::Activation;
 
 /// The kernel's name, as `slimnet kernels` prints it.
 pub(crate) const NAME: &str = "sgemm_avx512f_14x32";
@@ -58,27 +57,7 @@ pub(crate) fn sgemm_with_rows<const R: usize>(
     blk: Blocking,
 ) {
     assert!(is_x86_feature_detected!("avx512f"));
-    let w = Window {
-        m: shape.m,
-        n: shape.n,
-        k: shape.k,
-        a: ASrc::Raw {
-            ptr: a.as_ptr(),
-            lda: shape.lda,
-        },
-        b: BSrc::Raw {
-            ptr: b.as_ptr(),
-            ldb: shape.ldb,
-        },
-        c: c.as_mut_ptr(),
-        ldc: shape.ldc,
-        beta,
-        epi: TileEpi {
-            row_bias: std::ptr::null(),
-            col_bias: std::ptr::null(),
-            act: Activation::Identity,
-        },
-    };
+    let w = Window::plain(shape, a, b, beta, c);
     // SAFETY: the feature was just checked; the caller checked the shape.
     unsafe { run::<R>(&w, blk) }
 }

@@ -90,6 +90,40 @@ pub(crate) struct Window {
     pub epi: TileEpi,
 }
 
+impl Window {
+    /// The window of a plain `C = A·B + beta·C` over raw row-major slices, with no
+    /// epilogue; `shape` must have been checked against the slices.
+    pub(crate) fn plain(
+        shape: &super::SgemmShape,
+        a: &[f32],
+        b: &[f32],
+        beta: f32,
+        c: &mut [f32],
+    ) -> Self {
+        Window {
+            m: shape.m,
+            n: shape.n,
+            k: shape.k,
+            a: ASrc::Raw {
+                ptr: a.as_ptr(),
+                lda: shape.lda,
+            },
+            b: BSrc::Raw {
+                ptr: b.as_ptr(),
+                ldb: shape.ldb,
+            },
+            c: c.as_mut_ptr(),
+            ldc: shape.ldc,
+            beta,
+            epi: TileEpi {
+                row_bias: std::ptr::null(),
+                col_bias: std::ptr::null(),
+                act: crate::epilogue::Activation::Identity,
+            },
+        }
+    }
+}
+
 // SAFETY: a window is a description of memory that the code building it guarantees is
 // valid and, for `c`, written by one thread only.
 unsafe impl Send for Window {}

@@ -14,7 +14,6 @@ use super::epilogue::{apply_portable, TileEpi};
 #[cfg(target_arch = "aarch64")]
 use super::GemmImpl;
 use super::SgemmShape;
-use crate::epilogue::Activation;
 
 /// The kernel's name, as `slimnet kernels` prints it.
 #[cfg_attr(not(target_arch = "aarch64"), allow(dead_code))]
@@ -196,31 +195,6 @@ unsafe fn kernel_neon(
     unsafe { kernel_8x8::<std::arch::aarch64::float32x4_t>(kc, a, b, c, ldc, beta, epi) }
 }
 
-/// The window of a plain `C = A·B + beta·C`.
-fn window(shape: &SgemmShape, a: &[f32], b: &[f32], beta: f32, c: &mut [f32]) -> Window {
-    Window {
-        m: shape.m,
-        n: shape.n,
-        k: shape.k,
-        a: super::driver::ASrc::Raw {
-            ptr: a.as_ptr(),
-            lda: shape.lda,
-        },
-        b: super::driver::BSrc::Raw {
-            ptr: b.as_ptr(),
-            ldb: shape.ldb,
-        },
-        c: c.as_mut_ptr(),
-        ldc: shape.ldc,
-        beta,
-        epi: TileEpi {
-            row_bias: std::ptr::null(),
-            col_bias: std::ptr::null(),
-            act: Activation::Identity,
-        },
-    }
-}
-
 /// The blocked sgemm with the portable twin of the NEON micro-kernel and explicit
 /// cache blocks; `shape` must have been checked against the slices.
 #[cfg_attr(not(test), allow(dead_code))]
@@ -232,7 +206,7 @@ pub(crate) fn sgemm_emulated_with(
     c: &mut [f32],
     blk: Blocking,
 ) {
-    let w = window(shape, a, b, beta, c);
+    let w = Window::plain(shape, a, b, beta, c);
     // SAFETY: the twin needs no CPU feature; the caller checked the shape.
     unsafe { gemm_window::<MR, NR>(&w, blk, kernel_emulated, apply_portable) }
 }
@@ -241,7 +215,7 @@ pub(crate) fn sgemm_emulated_with(
 /// [`crate::KernelTable::sgemm`]'s, and `shape` must have been checked.
 #[cfg(target_arch = "aarch64")]
 pub(crate) fn sgemm(shape: &SgemmShape, a: &[f32], b: &[f32], beta: f32, c: &mut [f32]) {
-    let w = window(shape, a, b, beta, c);
+    let w = Window::plain(shape, a, b, beta, c);
     // SAFETY: NEON is part of the aarch64 baseline; the caller checked the shape.
     unsafe { run(&w, BLOCKING) }
 }

@@ -2,9 +2,9 @@
 //!
 //! Every kernel has a portable version; on x86-64, AVX2+FMA and AVX-512F versions
 //! are overlaid at run time after CPU-feature detection (never by build flags, so one
-//! binary runs on any x86-64). The [`KernelTable`] holds one function per slot; the
+//! binary runs on any x86-64), and on aarch64 a NEON sgemm. The [`KernelTable`] holds one function per slot; the
 //! process-wide table ([`global`]) follows the `SLIMNET_KERNEL_TIER` environment
-//! variable (`portable`, `avx2` or `avx512`) when it is set, and otherwise picks the
+//! variable (`portable`, `neon`, `avx2` or `avx512`) when it is set, and otherwise picks the
 //! best tier the CPU supports. Forcing a tier the CPU lacks is an error, never
 //! undefined behaviour.
 //!

@@ -8,7 +8,7 @@ use crate::eltwise::EltwiseKernels;
 use crate::error::KernelError;
 use crate::gemm::{self, SgemmFn, SgemmShape};
 
-/// The environment variable that forces a tier: `portable`, `avx2` or `avx512`.
+/// The environment variable that forces a tier: `portable`, `neon`, `avx2` or `avx512`.
 pub const TIER_ENV: &str = "SLIMNET_KERNEL_TIER";
 
 /// One function per kernel slot, with the name of the version installed in each.

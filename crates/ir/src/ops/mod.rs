@@ -14,6 +14,7 @@ mod catalog;
 pub mod control;
 pub mod elementwise;
 pub mod nn;
+pub mod quant;
 pub mod reduce;
 pub mod rnn;
 pub mod shape;
@@ -28,6 +29,7 @@ pub use catalog::{supported_operators, ONNX_OPERATORS};
 pub use control::ControlOp;
 pub use elementwise::ElementwiseOp;
 pub use nn::NnOp;
+pub use quant::QuantOp;
 pub use reduce::ReduceOp;
 pub use rnn::RnnOp;
 pub use shape::ShapeOp;
@@ -59,6 +61,7 @@ pub enum Op {
     Attention(AttentionOp),
     Signal(SignalOp),
     Vision(VisionOp),
+    Quant(QuantOp),
     Control(ControlOp),
 }
 
@@ -73,6 +76,7 @@ macro_rules! each_family {
             Op::Attention($op) => $body,
             Op::Signal($op) => $body,
             Op::Vision($op) => $body,
+            Op::Quant($op) => $body,
             Op::Control($op) => $body,
         }
     };
@@ -113,6 +117,9 @@ impl Op {
             }
             if let Some(r) = VisionOp::parse(ctx, attrs) {
                 return wrap(r.map(Op::Vision));
+            }
+            if let Some(r) = QuantOp::parse(ctx, attrs) {
+                return wrap(r.map(Op::Quant));
             }
             if let Some(r) = ControlOp::parse(ctx, attrs) {
                 return wrap(r.map(Op::Control));

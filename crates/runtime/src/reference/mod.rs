@@ -6,6 +6,7 @@
 pub mod attention;
 pub mod elementwise;
 pub mod nn;
+pub mod quant;
 pub mod reduce;
 pub mod rnn;
 pub mod shape;
@@ -31,6 +32,7 @@ pub fn run_op(
         Op::Attention(o) => attention::run(o, inputs, num_outputs),
         Op::Signal(o) => signal::run(o, inputs, num_outputs),
         Op::Vision(o) => vision::run(o, inputs, num_outputs),
+        Op::Quant(o) => quant::run(o, inputs, num_outputs),
         Op::Control(_) => Err("control-flow operators are run by the interpreter".into()),
     }
 }

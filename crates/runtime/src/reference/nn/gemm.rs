@@ -191,16 +191,16 @@ pub fn run_matmul(inputs: &[Option<&Tensor>]) -> Result<Vec<Tensor>, String> {
 }
 
 /// The geometry of a numpy-style batched matmul.
-struct MatMulShape {
-    m: usize,
-    k: usize,
-    n: usize,
+pub(crate) struct MatMulShape {
+    pub m: usize,
+    pub k: usize,
+    pub n: usize,
     /// For each output matrix, the matrices of A and B it multiplies.
-    pairs: Vec<(usize, usize)>,
-    out: Vec<usize>,
+    pub pairs: Vec<(usize, usize)>,
+    pub out: Vec<usize>,
 }
 
-fn matmul_shape(a: &[usize], b: &[usize]) -> Result<MatMulShape, String> {
+pub(crate) fn matmul_shape(a: &[usize], b: &[usize]) -> Result<MatMulShape, String> {
     if a.is_empty() || b.is_empty() {
         return Err("MatMul operands must have rank 1 or more".into());
     }

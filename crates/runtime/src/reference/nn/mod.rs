@@ -1,6 +1,6 @@
 //! Reference kernels of the nn family.
 
-mod conv;
+pub(crate) mod conv;
 mod einsum;
 pub(crate) mod float;
 pub mod gemm;

@@ -1,0 +1,103 @@
+use slimnet_ir::ops::QuantOp;
+use slimnet_tensor::{DType, Element, Tensor};
+
+use super::*;
+
+fn t<T: Element>(shape: &[usize], v: Vec<T>) -> Tensor {
+    Tensor::from_vec(shape.to_vec(), v).unwrap()
+}
+
+fn quantize(axis: i64, block_size: i64) -> QuantOp {
+    QuantOp::Quantize {
+        axis,
+        block_size,
+        saturate: true,
+        output_dtype: None,
+        precision: None,
+    }
+}
+
+fn run1(op: &QuantOp, inputs: &[Option<&Tensor>]) -> Result<Tensor, String> {
+    run(op, inputs, 1).map(|mut v| v.remove(0))
+}
+
+#[test]
+fn rounding_is_half_to_even() {
+    let x = t(&[8], vec![0.5f32, 1.5, 2.5, 3.5, -0.5, -1.5, -2.5, 2.4999]);
+    let scale = Tensor::scalar(1f32);
+    let zp = Tensor::scalar(0i8);
+    let y = run1(&quantize(1, 0), &[Some(&x), Some(&scale), Some(&zp)]).unwrap();
+    assert_eq!(y.dtype(), DType::I8);
+    assert_eq!(y.as_slice::<i8>().unwrap(), &[0, 2, 2, 4, 0, -2, -2, 2]);
+    assert_eq!(quantize_value(2.5, 0, 0, 255), 2);
+    assert_eq!(quantize_value(3.5, 0, 0, 255), 4);
+    assert_eq!(quantize_value(-3.5, 0, -128, 127), -4);
+}
+
+#[test]
+fn saturates_to_the_type_range() {
+    let x = t(
+        &[6],
+        vec![-1000f32, -1.0, 0.0, 300.0, f32::INFINITY, f32::NEG_INFINITY],
+    );
+    let scale = Tensor::scalar(1f32);
+    // Default output: uint8.
+    let y = run1(&quantize(1, 0), &[Some(&x), Some(&scale)]).unwrap();
+    assert_eq!(y.as_slice::<u8>().unwrap(), &[0, 0, 0, 255, 255, 0]);
+    let zp = Tensor::scalar(10i8);
+    let y = run1(&quantize(1, 0), &[Some(&x), Some(&scale), Some(&zp)]).unwrap();
+    assert_eq!(y.as_slice::<i8>().unwrap(), &[-128, 9, 10, 127, 127, -128]);
+    let zp = Tensor::scalar(0i16);
+    let y = run1(&quantize(1, 0), &[Some(&x), Some(&scale), Some(&zp)]).unwrap();
+    assert_eq!(
+        y.as_slice::<i16>().unwrap(),
+        &[-1000, -1, 0, 300, 32767, -32768]
+    );
+    assert_eq!(saturate(70000.0, 0, 65535), 65535);
+    assert_eq!(saturate(f64::NAN, -128, 127), -128);
+}
+
+#[test]
+fn per_axis_and_blocked_scales() {
+    let x = t(&[2, 4], vec![1f32, 2., 3., 4., 5., 6., 7., 8.]);
+    // Per axis 0: one scale per row.
+    let s = t(&[2], vec![1f32, 2.]);
+    let y = run1(&quantize(0, 0), &[Some(&x), Some(&s)]).unwrap();
+    assert_eq!(y.as_slice::<u8>().unwrap(), &[1, 2, 3, 4, 2, 3, 4, 4]);
+    // Blocks of 3 along axis 1: two blocks per row, the last one short.
+    let s = t(&[2, 2], vec![1f32, 2., 1., 4.]);
+    let y = run1(&quantize(1, 3), &[Some(&x), Some(&s)]).unwrap();
+    assert_eq!(y.as_slice::<u8>().unwrap(), &[1, 2, 3, 2, 5, 6, 7, 2]);
+    let back = run1(
+        &QuantOp::Dequantize {
+            axis: 1,
+            block_size: 3,
+            output_dtype: None,
+        },
+        &[Some(&y), Some(&s)],
+    )
+    .unwrap();
+    assert_eq!(
+        back.as_slice::<f32>().unwrap(),
+        &[1., 2., 3., 4., 5., 6., 7., 8.]
+    );
+    // A scale of the wrong shape is an error, not a panic.
+    let bad = t(&[3], vec![1f32, 2., 3.]);
+    assert!(run1(&quantize(0, 0), &[Some(&x), Some(&bad)]).is_err());
+}
+
+#[test]
+fn matmul_integer_subtracts_zero_points_per_row_and_column() {
+    let a = t(&[2, 2], vec![10u8, 11, 12, 13]);
+    let b = t(&[2, 2], vec![1u8, 2, 3, 4]);
+    let azp = t(&[2], vec![10u8, 12]);
+    let bzp = t(&[2], vec![1u8, 0]);
+    let y = run1(
+        &QuantOp::MatMulInteger,
+        &[Some(&a), Some(&b), Some(&azp), Some(&bzp)],
+    )
+    .unwrap();
+    // A - zp = [[0, 1], [0, 1]], B - zp = [[0, 2], [2, 4]].
+    assert_eq!(y.dtype(), DType::I32);
+    assert_eq!(y.as_slice::<i32>().unwrap(), &[2, 4, 2, 4]);
+}

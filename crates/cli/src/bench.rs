@@ -157,12 +157,7 @@ pub fn bench(args: BenchArgs) -> Result<()> {
             })
             .collect();
         let refs: Vec<&Tensor> = ordered.iter().collect();
-        let options = SessionOptions {
-            threads: args.threads,
-            optimize: !args.no_optimize,
-            profile: false,
-        };
-        let mut session = Session::new(model.clone(), options)?;
+        let mut session = Session::new(model.clone(), session_options(&args))?;
         check_inputs(&model.graph, &inputs).with_context(|| name.clone())?;
         let summary = session.plan_summary(&refs).with_context(|| name.clone())?;
         let mut outputs = Vec::new();
@@ -184,7 +179,7 @@ pub fn bench(args: BenchArgs) -> Result<()> {
                 model.clone(),
                 SessionOptions {
                     profile: true,
-                    ..options_copy(&args)
+                    ..session_options(&args)
                 },
             )?;
             for _ in 0..args.warmup.max(1) {
@@ -263,7 +258,8 @@ pub fn bench(args: BenchArgs) -> Result<()> {
     Ok(())
 }
 
-fn options_copy(args: &BenchArgs) -> SessionOptions {
+/// The session the flags ask for (profiling off; the profiled session sets it).
+fn session_options(args: &BenchArgs) -> SessionOptions {
     SessionOptions {
         threads: args.threads,
         optimize: !args.no_optimize,

@@ -3,6 +3,7 @@
 
 use slimnet_ir::ops::nn::Gemm;
 use slimnet_ir::NodeId;
+use slimnet_kernels::gemm::PackedB;
 use slimnet_kernels::{Activation, Bias, Epilogue, KernelTable, SgemmShape, Threads};
 
 use super::{constant_f32, fusable_activation, is_f32, Context, Lowered, Lowering};
@@ -13,8 +14,12 @@ pub(crate) struct GemmStep {
     pub batch: usize,
     /// Elements between consecutive matrices of `A` (0 repeats the same one).
     pub a_stride: usize,
-    /// `B` when it is constant (transposed and scaled by alpha at plan time).
+    /// `B` when it is constant (transposed and scaled by alpha at plan time) and not
+    /// packed.
     pub b_const: Option<Vec<f32>>,
+    /// A constant `B` packed once for the kernels (single products of more than two
+    /// rows; thinner ones read `B` in place).
+    pub b_packed: Option<PackedB>,
     pub b_stride: usize,
     /// One value per output column, or none.
     pub bias: Option<Vec<f32>>,
@@ -29,12 +34,14 @@ impl GemmStep {
             batch: 1,
             a_stride: 0,
             b_const,
+            b_packed: None,
             b_stride: 0,
             bias,
             activation: Activation::Identity,
         }
     }
 
+    /// Runs the products; `b` is ignored when `B` was packed at plan time.
     pub(crate) fn run(
         &self,
         table: &KernelTable,
@@ -48,6 +55,11 @@ impl GemmStep {
             bias: self.bias.as_deref().map_or(Bias::None, Bias::PerColumn),
             activation: self.activation,
         };
+        if let Some(packed) = &self.b_packed {
+            return table
+                .sgemm_packed_b(a, s.lda, s.m, packed, c, s.ldc, &epilogue, threads)
+                .map_err(|e| e.to_string());
+        }
         let c_stride = s.m * s.n;
         for i in 0..self.batch {
             table
@@ -67,6 +79,15 @@ impl GemmStep {
 
 fn with_activation(ctx: &Context, out: usize, step: GemmStep) -> Lowering {
     let mut step = step;
+    if step.batch == 1 && step.shape.m > 2 {
+        if let Some(b) = &step.b_const {
+            let s = step.shape;
+            if let Ok(packed) = ctx.table.pack_b(s.k, s.n, b, s.ldb) {
+                step.b_packed = Some(packed);
+                step.b_const = None;
+            }
+        }
+    }
     let mut fused = Vec::new();
     if let Some((nodes, act)) = fusable_activation(ctx, out) {
         step.activation = act;
@@ -175,6 +196,7 @@ pub(crate) fn lower_matmul(ctx: &Context, n: NodeId) -> Result<Option<Lowering>,
             batch: a_batch,
             a_stride: m * k,
             b_const,
+            b_packed: None,
             b_stride: k * n_cols,
             bias: None,
             activation: Activation::Identity,

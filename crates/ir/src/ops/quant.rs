@@ -54,6 +54,17 @@ pub enum QuantOp {
     /// Inputs `x, x_scale, x_zero_point, w, w_scale, w_zero_point, y_scale,
     /// y_zero_point`, optional int32 bias `B`; output of y_zero_point's type.
     QLinearConv(Conv),
+    /// slimnet-internal (made by the runtime's QDQ fusion; never imported, and not
+    /// standard ONNX): inputs `x` (f32), `x_scale`, `x_zero_point` (scalars, uint8 or
+    /// int8), `w` (int8 constant), `w_scale` (scalar or one per output channel),
+    /// optional f32 bias `B`. Computes
+    /// `Conv(DequantizeLinear(QuantizeLinear(x)), w · w_scale) + B`.
+    QuantizedConv(Conv),
+    /// slimnet-internal, like [`QuantOp::QuantizedConv`]: inputs `x` (f32, `[..., K]`),
+    /// `x_scale`, `x_zero_point`, `w` (int8 `[K, N]`), `w_scale` (scalar or `[N]`),
+    /// optional bias `B` (`[N]`). Computes
+    /// `MatMul(DequantizeLinear(QuantizeLinear(x)), w · w_scale) + B`.
+    QuantizedMatMul,
 }
 
 /// An optional element-type attribute (`0` or absent: not given). Codes slimnet
@@ -182,6 +193,8 @@ impl QuantOp {
             QuantOp::ConvInteger(_) => "ConvInteger",
             QuantOp::QLinearMatMul => "QLinearMatMul",
             QuantOp::QLinearConv(_) => "QLinearConv",
+            QuantOp::QuantizedConv(_) => "SlimnetQuantizedConv",
+            QuantOp::QuantizedMatMul => "SlimnetQuantizedMatMul",
         }
     }
 
@@ -225,10 +238,13 @@ impl QuantOp {
                 }
                 v
             }
-            QuantOp::ConvInteger(c) | QuantOp::QLinearConv(c) => c.attributes(),
-            QuantOp::DynamicQuantize | QuantOp::MatMulInteger | QuantOp::QLinearMatMul => {
-                Vec::new()
+            QuantOp::ConvInteger(c) | QuantOp::QLinearConv(c) | QuantOp::QuantizedConv(c) => {
+                c.attributes()
             }
+            QuantOp::DynamicQuantize
+            | QuantOp::MatMulInteger
+            | QuantOp::QLinearMatMul
+            | QuantOp::QuantizedMatMul => Vec::new(),
         }
     }
 
@@ -308,6 +324,18 @@ impl QuantOp {
                     dtype: y_zp.info.dtype.or(x.info.dtype),
                     shape,
                 }])
+            }
+            QuantOp::QuantizedConv(c) => {
+                let (x, w) = (input(inputs, 0)?, input(inputs, 3)?);
+                float_input(x, "x")?;
+                int_input(w, "w")?;
+                Ok(vec![with_dtype(DType::F32, conv_dims(c, x, w)?)])
+            }
+            QuantOp::QuantizedMatMul => {
+                let (x, w) = (input(inputs, 0)?, input(inputs, 3)?);
+                float_input(x, "x")?;
+                int_input(w, "w")?;
+                Ok(vec![with_dtype(DType::F32, matmul_dims(x, w)?)])
             }
         }
     }

@@ -17,6 +17,7 @@ mod fold;
 mod hardswish;
 mod inline_if;
 mod noop;
+mod qdq;
 mod scale;
 #[cfg(test)]
 mod tests;
@@ -36,6 +37,7 @@ pub use fold::{fold_constants, FOLD_MAX_BYTES};
 pub use hardswish::{fuse_hardswish, HARDSWISH_OPSET};
 pub use inline_if::inline_ifs;
 pub use noop::remove_noops;
+pub use qdq::fuse_qdq;
 pub use scale::fold_scale;
 
 use crate::{ReferenceFolder, RuntimeError};
@@ -140,6 +142,10 @@ pub struct OptimizeOptions {
     /// [`fold_affine_into_conv`]: `x * s + b` into the `Conv` reading it.
     pub fold_affine_into_conv: bool,
     pub eliminate_dead: bool,
+    /// [`fuse_qdq`]: QDQ-quantized Conv/MatMul/Gemm into slimnet-internal fused ops.
+    /// Off by default, because the result is no longer standard ONNX; sessions turn
+    /// it on.
+    pub fuse_quantized: bool,
     /// Most rounds of all passes before stopping (each round runs every pass once).
     pub max_rounds: usize,
 }
@@ -157,6 +163,7 @@ impl Default for OptimizeOptions {
             fuse_hardswish: true,
             fold_affine_into_conv: true,
             eliminate_dead: true,
+            fuse_quantized: false,
             max_rounds: 32,
         }
     }
@@ -201,7 +208,8 @@ pub fn optimize(
 ) -> Result<OptimizeReport, RuntimeError> {
     let opset = model.opset();
     let graph = &mut model.graph;
-    let passes: [(&'static str, bool, PassFn); 10] = [
+    let passes: [(&'static str, bool, PassFn); 11] = [
+        ("fuse_qdq", options.fuse_quantized, |g, _| fuse_qdq(g)),
         ("fold_constants", options.fold_constants, |g, _| {
             fold_constants(g)
         }),

@@ -244,7 +244,13 @@ impl Session {
         let mut specialized = self.model.clone();
         specialize(&mut specialized, &bindings)?;
         if self.options.optimize {
-            optimize(&mut specialized, &OptimizeOptions::default())?;
+            optimize(
+                &mut specialized,
+                &OptimizeOptions {
+                    fuse_quantized: true,
+                    ..OptimizeOptions::default()
+                },
+            )?;
         } else {
             infer_shapes(&mut specialized.graph, &ReferenceFolder)
                 .map_err(|e| RuntimeError::Graph(e.to_string()))?;

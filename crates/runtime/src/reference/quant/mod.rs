@@ -3,6 +3,7 @@
 //! in `f64` by multipliers computed in the scales' own float type, then rounded
 //! half to even and saturated to the output type's range.
 
+mod fused;
 mod integer;
 mod linear;
 
@@ -84,6 +85,8 @@ pub fn run(
             optional(inputs, 8),
         )
         .map(|t| vec![t]),
+        QuantOp::QuantizedConv(c) => fused::quantized_conv(c, inputs).map(|t| vec![t]),
+        QuantOp::QuantizedMatMul => fused::quantized_matmul(inputs).map(|t| vec![t]),
     }
 }
 

@@ -1,0 +1,99 @@
+use super::*;
+
+fn observed(values: &[f32]) -> Observer {
+    let mut o = Observer::new();
+    o.observe(values, &[values.len()]);
+    o
+}
+
+#[test]
+fn minmax_covers_everything_and_zero() {
+    let o = observed(&[0.5, 2.0, 1.0]);
+    assert_eq!(
+        o.range(CalibrationMethod::MinMax, QuantScheme::Asymmetric),
+        (0.0, 2.0)
+    );
+    let o = observed(&[-3.0, -1.0]);
+    assert_eq!(
+        o.range(CalibrationMethod::MinMax, QuantScheme::Asymmetric),
+        (-3.0, 0.0)
+    );
+}
+
+#[test]
+fn histogram_widens_without_losing_counts() {
+    let mut o = Observer::new();
+    o.observe(&[0.1, 0.2, -0.1], &[3]);
+    o.observe(&[100.0, -50.0], &[2]);
+    let total: u64 = o.pos.iter().chain(&o.neg).sum();
+    assert_eq!(total, 5);
+    assert_eq!(o.min_max(), (-50.0, 100.0));
+}
+
+/// Gaussian-like values with one huge outlier: every clipping method ignores the
+/// outlier, min-max does not.
+#[test]
+fn clipping_methods_ignore_a_rare_outlier() {
+    let mut values: Vec<f32> = (0..100_000)
+        .map(|i| {
+            let u = (i as f32 + 0.5) / 100_000.0;
+            // inverse of a logistic CDF: a bell-shaped sample in about [-12, 12]
+            (u / (1.0 - u)).ln()
+        })
+        .collect();
+    values.push(1000.0);
+    let o = observed(&values);
+    let (_, hi) = o.range(CalibrationMethod::MinMax, QuantScheme::Asymmetric);
+    assert_eq!(hi, 1000.0);
+    for m in [
+        CalibrationMethod::Percentile(99.99),
+        CalibrationMethod::Entropy,
+        CalibrationMethod::Mse,
+    ] {
+        let (lo, hi) = o.range(m, QuantScheme::Asymmetric);
+        assert!(hi < 100.0 && hi > 3.0, "{m}: hi {hi}");
+        assert!(lo < -3.0, "{m}: lo {lo}");
+    }
+}
+
+#[test]
+fn channel_means_follow_axis_one() {
+    let mut o = Observer::new();
+    // shape 1x2x2: channel 0 = [1, 3], channel 1 = [10, 20]
+    o.observe(&[1.0, 3.0, 10.0, 20.0], &[1, 2, 2]);
+    assert_eq!(o.channel_means(), Some(vec![2.0, 15.0]));
+}
+
+#[test]
+fn params_quantize_like_onnx() {
+    let p = QuantParams::from_range(-1.0, 3.0, QuantScheme::Asymmetric);
+    assert_eq!(p.zero_point, 64);
+    assert_eq!(p.quantize(0.0), 64);
+    assert_eq!(p.quantize(100.0), 255);
+    let s = QuantParams::from_range(-1.0, 0.5, QuantScheme::Symmetric);
+    assert_eq!(s.zero_point, 0);
+    assert_eq!(s.quantize(-1.0), -127);
+    // halves round to even
+    let one = QuantParams {
+        scale: 1.0,
+        zero_point: 0,
+        qmin: -128,
+        qmax: 127,
+    };
+    assert_eq!(one.quantize(2.5), 2);
+    assert_eq!(one.quantize(3.5), 4);
+}
+
+#[test]
+fn method_names_parse() {
+    assert_eq!(
+        "mse".parse::<CalibrationMethod>(),
+        Ok(CalibrationMethod::Mse)
+    );
+    assert_eq!(
+        "percentile:99.9".parse::<CalibrationMethod>(),
+        Ok(CalibrationMethod::Percentile(99.9))
+    );
+    assert!("percentile:20".parse::<CalibrationMethod>().is_err());
+    assert!("fancy".parse::<CalibrationMethod>().is_err());
+}

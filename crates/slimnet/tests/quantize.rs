@@ -1,0 +1,157 @@
+//! Post-training quantization of the project's own models, end to end: calibrate,
+//! quantize, export, and check accuracy and fidelity with slimnet and ONNX Runtime.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+
+use slimnet::compress::quantize::{LayerStatus, Stage};
+use slimnet::compress::{quantize, QuantizeOptions};
+use slimnet::onnx::{load_model, save_model};
+use slimnet::runtime::{Session, SessionOptions};
+use slimnet::tensor::{npy, Tensor};
+
+fn models_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../models")
+}
+
+fn read(path: &Path) -> Tensor {
+    npy::read_npy(std::io::BufReader::new(std::fs::File::open(path).unwrap())).unwrap()
+}
+
+/// Rows `range` of a `[n, ...]` f32 tensor, one sample each (batch of 1).
+fn rows(x: &Tensor, range: std::ops::Range<usize>) -> Vec<Tensor> {
+    let inner: usize = x.shape()[1..].iter().product();
+    let data = x.as_slice::<f32>().unwrap();
+    range
+        .map(|i| {
+            let mut shape = x.shape().to_vec();
+            shape[0] = 1;
+            Tensor::from_vec(shape, data[i * inner..(i + 1) * inner].to_vec()).unwrap()
+        })
+        .collect()
+}
+
+fn top1(model: slimnet::ir::Model, x: &Tensor, y: &[i64]) -> f64 {
+    let input = model.graph.values[model.graph.inputs[0]].name.clone();
+    let mut s = Session::new(model, SessionOptions::default()).unwrap();
+    let out = s.run(vec![(input, x.clone())]).unwrap();
+    let logits = out[0].1.as_slice::<f32>().unwrap();
+    let classes = out[0].1.shape()[1];
+    let correct = logits
+        .chunks(classes)
+        .zip(y)
+        .filter(|(row, &label)| {
+            let best = row
+                .iter()
+                .enumerate()
+                .max_by(|a, b| a.1.total_cmp(b.1))
+                .unwrap()
+                .0;
+            best as i64 == label
+        })
+        .count();
+    correct as f64 / y.len() as f64
+}
+
+#[test]
+fn mnist_cnn_int8_keeps_accuracy() {
+    let dir = models_dir();
+    let model = load_model(dir.join("mnist_cnn.onnx")).unwrap();
+    let x = read(&dir.join("mnist_cnn/heldout_x.npy"));
+    let y = read(&dir.join("mnist_cnn/heldout_y.npy"))
+        .to_i64_vec()
+        .unwrap();
+    let samples: Vec<Vec<(String, Tensor)>> = rows(&x, 0..64)
+        .into_iter()
+        .map(|t| vec![("input".to_string(), t)])
+        .collect();
+    let mut stages = Vec::new();
+    let q = quantize(
+        &model,
+        samples,
+        &QuantizeOptions::default(),
+        &mut |s, _, _| {
+            if stages.last() != Some(&s) {
+                stages.push(s)
+            }
+        },
+    )
+    .unwrap();
+    let r = &q.report;
+    for l in &r.layers {
+        println!(
+            "{} {} {:?} {:?} {:?}",
+            l.node, l.op_type, l.status, l.local_sqnr_db, l.activation_range
+        );
+    }
+    println!(
+        "fidelity {:?} met {} evaluations {}",
+        r.fidelity, r.met, r.evaluations
+    );
+    assert_eq!(stages.first(), Some(&Stage::Calibrating));
+    assert!(r.met);
+    assert_eq!(r.layers.len(), 3);
+    let float_acc = top1(model, &x, &y);
+    let int8_acc = top1(q.model.clone(), &x, &y);
+    println!("top-1 float {float_acc} int8 {int8_acc}");
+    assert!(
+        int8_acc >= float_acc - 0.003,
+        "int8 {int8_acc} vs float {float_acc}"
+    );
+    let tmp = tempfile::tempdir().unwrap();
+    let path = tmp.path().join("mnist_cnn.int8.onnx");
+    save_model(&q.model, &path).unwrap();
+    let size = std::fs::metadata(&path).unwrap().len() as f64;
+    let float_size = std::fs::metadata(dir.join("mnist_cnn.onnx")).unwrap().len() as f64;
+    println!("size {size} vs {float_size}");
+    let _ = LayerStatus::Int8;
+}
+
+/// Quantizes every asset model with its reference cases as calibration data and
+/// prints the report (run with `--ignored --nocapture`).
+#[test]
+#[ignore]
+fn explore_assets() {
+    let only = std::env::var("STEMS").unwrap_or_default();
+    for stem in [
+        "digits_mlp",
+        "mnist_cnn",
+        "hey_jarvis_v0.1",
+        "melspectrogram",
+        "embedding_model",
+        "silero_vad_16k_op15",
+        "ppocr_cls",
+        "ppocr_rec",
+        "ppocr_det",
+    ] {
+        if !only.is_empty() && !only.split(',').any(|s| s == stem) {
+            continue;
+        }
+        let (path, cases) = common::reference(stem);
+        let model = load_model(&path).unwrap();
+        let samples: Vec<Vec<(String, Tensor)>> = cases.iter().map(|c| c.inputs.clone()).collect();
+        let t = std::time::Instant::now();
+        let q = quantize(
+            &model,
+            samples,
+            &QuantizeOptions::default(),
+            &mut |_, _, _| {},
+        )
+        .unwrap();
+        let r = &q.report;
+        println!(
+            "== {stem}: {} layers int8 of {}, all-int8 {:?}, final {:?}, met {}, evals {}, {:.2?}",
+            r.int8_count(),
+            r.layers.len(),
+            r.fidelity_all_int8.as_ref().map(|f| f.score()),
+            r.fidelity.as_ref().map(|f| f.score()),
+            r.met,
+            r.evaluations,
+            t.elapsed()
+        );
+        for l in r.float_layers() {
+            println!("   float {} {}: {:?}", l.node, l.op_type, l.status);
+        }
+    }
+}

@@ -30,30 +30,42 @@ fn histogram_widens_without_losing_counts() {
     assert_eq!(o.min_max(), (-50.0, 100.0));
 }
 
-/// Gaussian-like values with one huge outlier: every clipping method ignores the
-/// outlier, min-max does not.
-#[test]
-fn clipping_methods_ignore_a_rare_outlier() {
-    let mut values: Vec<f32> = (0..100_000)
+/// A bell-shaped sample in about [-12, 12] (the inverse of a logistic CDF).
+fn bell(n: usize) -> Vec<f32> {
+    (0..n)
         .map(|i| {
-            let u = (i as f32 + 0.5) / 100_000.0;
-            // inverse of a logistic CDF: a bell-shaped sample in about [-12, 12]
+            let u = (i as f32 + 0.5) / n as f32;
             (u / (1.0 - u)).ln()
         })
-        .collect();
+        .collect()
+}
+
+/// With one huge outlier, percentile and entropy ignore it; min-max does not. (MSE
+/// rightly keeps a single outlier this large: clipping it costs more squared error
+/// than the coarser rounding of everything else.)
+#[test]
+fn clipping_methods_ignore_a_rare_outlier() {
+    let mut values = bell(100_000);
     values.push(1000.0);
     let o = observed(&values);
     let (_, hi) = o.range(CalibrationMethod::MinMax, QuantScheme::Asymmetric);
     assert_eq!(hi, 1000.0);
-    for m in [
-        CalibrationMethod::Percentile(99.99),
-        CalibrationMethod::Entropy,
-        CalibrationMethod::Mse,
-    ] {
+    for m in [CalibrationMethod::Percentile(99.99), CalibrationMethod::Entropy] {
         let (lo, hi) = o.range(m, QuantScheme::Asymmetric);
         assert!(hi < 100.0 && hi > 3.0, "{m}: hi {hi}");
         assert!(lo < -3.0, "{m}: lo {lo}");
     }
+}
+
+/// On a long-tailed distribution MSE clips the tails: the rounding error it saves
+/// on the many central values outweighs the clipping error of the few extremes.
+#[test]
+fn mse_clips_long_tails() {
+    let o = observed(&bell(100_000));
+    let (lo, hi) = o.range(CalibrationMethod::MinMax, QuantScheme::Asymmetric);
+    let (mlo, mhi) = o.range(CalibrationMethod::Mse, QuantScheme::Asymmetric);
+    assert!(mhi < 0.9 * hi && mlo > 0.9 * lo, "mse [{mlo}, {mhi}] vs [{lo}, {hi}]");
+    assert!(mhi > 3.0 && mlo < -3.0, "mse [{mlo}, {mhi}]");
 }
 
 #[test]

@@ -3,9 +3,12 @@
 //! Slices of different lengths are compared over their common prefix; callers check
 //! shapes first.
 
-/// Cosine similarity of two vectors; `1.0` when both are all zeros, `0.0` when exactly
-/// one is.
+/// Cosine similarity of two vectors; exactly `1.0` when they are equal (including two
+/// all-zero vectors), `0.0` when exactly one is all zeros.
 pub fn cosine(a: &[f32], b: &[f32]) -> f64 {
+    if a == b {
+        return 1.0;
+    }
     let (mut dot, mut na, mut nb) = (0.0f64, 0.0f64, 0.0f64);
     for (&x, &y) in a.iter().zip(b) {
         let (x, y) = (x as f64, y as f64);
@@ -106,6 +109,8 @@ mod tests {
         assert_eq!(cosine(&[0.0, 0.0], &[0.0, 0.0]), 1.0);
         assert_eq!(cosine(&[0.0, 0.0], &[1.0, 0.0]), 0.0);
         assert!((cosine(&[1.0, 2.0], &[2.0, 4.0]) - 1.0).abs() < 1e-12);
+        let v = [0.1f32, 0.7, -0.3];
+        assert_eq!(cosine(&v, &v), 1.0);
         assert!((cosine(&[1.0, 0.0], &[0.0, 1.0])).abs() < 1e-12);
         assert!((cosine(&[1.0, 0.0], &[-1.0, 0.0]) + 1.0).abs() < 1e-12);
     }

@@ -603,6 +603,17 @@ impl Dataset {
             .collect()
     }
 
+    /// [`Dataset::sample`] with each tensor named after its input, as
+    /// `Session::run` takes them.
+    pub fn named_sample(&self, index: usize) -> Result<Vec<(String, Tensor)>, DataError> {
+        Ok(self
+            .inputs
+            .iter()
+            .map(|s| s.name.clone())
+            .zip(self.sample(index)?)
+            .collect())
+    }
+
     fn fit(&self, input: usize, t: Tensor, path: &Path, index: usize) -> Result<Tensor, DataError> {
         self.inputs[input]
             .fit(t, &format!("sample {index}"))

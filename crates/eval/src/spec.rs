@@ -52,9 +52,10 @@ impl InputSpec {
         format!("[{}]", dims.join(", "))
     }
 
-    /// Whether a concrete shape fits the declared one.
+    /// Whether a concrete shape fits the declared one. An empty declared shape (a
+    /// scalar, or a rank the model does not declare) accepts any shape.
     pub fn accepts(&self, shape: &[usize]) -> bool {
-        self.shape.is_empty() && shape.len() != 1
+        self.shape.is_empty()
             || shape.len() == self.shape.len()
                 && shape
                     .iter()
@@ -65,7 +66,8 @@ impl InputSpec {
     /// Fits one sample to this input: its dtype must be the input's (any float dtype is
     /// converted to a float input's, any integer dtype to an integer input's), and its
     /// shape must fit the declared one, after adding a leading dim of 1 when its rank is
-    /// one less, or dropping a leading dim of 1 when it is one more.
+    /// one less, or dropping a leading dim of 1 when it is one more. For an empty
+    /// declared shape, a one-element tensor becomes a scalar and any other keeps its shape.
     pub fn fit(&self, tensor: Tensor, what: &str) -> Result<Tensor, DataError> {
         let from = tensor.dtype();
         let convertible = from == self.dtype
@@ -78,7 +80,14 @@ impl InputSpec {
             ));
         }
         let shape = tensor.shape().to_vec();
-        let target = if self.accepts(&shape) {
+        let target = if self.shape.is_empty() {
+            // A scalar, or an undeclared rank: one element becomes a scalar.
+            if tensor.len() == 1 {
+                Vec::new()
+            } else {
+                shape.clone()
+            }
+        } else if self.accepts(&shape) {
             shape.clone()
         } else {
             let mut with_batch = vec![1];
@@ -87,8 +96,6 @@ impl InputSpec {
                 with_batch
             } else if shape.first() == Some(&1) && self.accepts(&shape[1..]) {
                 shape[1..].to_vec()
-            } else if self.shape.is_empty() && shape.iter().product::<usize>() == 1 {
-                Vec::new()
             } else {
                 return Err(DataError::input(
                     &self.name,
@@ -229,5 +236,7 @@ mod tests {
             .to_string()
             .contains("--set sr="));
         assert_eq!(filler(&st, &[]).unwrap().shape(), &[2, 1]);
+        let one = Tensor::from_vec(vec![1, 1], vec![8000i64]).unwrap();
+        assert_eq!(sr.fit(one, "x").unwrap().shape(), &[] as &[usize]);
     }
 }

@@ -118,6 +118,9 @@ fn npz_with_labels_and_fillers() {
     assert_eq!(s[1].shape(), &[2, 1]);
     assert!(s[1].as_slice::<f32>().unwrap().iter().all(|&x| x == 0.0));
     assert_eq!(s[2].to_i64_vec().unwrap(), vec![7]);
+    let named = ds.named_sample(1).unwrap();
+    let names: Vec<&str> = named.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(names, ["a", "state", "n"]);
     // An array that is no input; sample counts that differ; a set name that is no input.
     write_npz_file(&p, &[("b".into(), ramp(vec![3, 2]))]).unwrap();
     let e = err(Dataset::open(&p, &inputs, &opts));

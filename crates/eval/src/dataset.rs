@@ -26,6 +26,9 @@ pub struct DataOptions {
     pub limit: Option<usize>,
 }
 
+/// The longest WAV frame, in samples.
+const MAX_FRAME: usize = 1 << 26;
+
 /// The WAV sample rate expected when `set` does not give one.
 pub const DEFAULT_SAMPLE_RATE: u32 = 16000;
 
@@ -113,6 +116,9 @@ impl Dataset {
     /// - a folder of mono WAV files: each file is cut into frames of `frame` samples
     ///   every `hop` (a file shorter than a frame gives one zero-padded frame), and each
     ///   frame feeds the first float input that `options.set` does not fix.
+    ///
+    /// In folders, hidden files and files of other kinds are skipped; a folder that mixes
+    /// kinds (images and WAV files, say) is an error.
     ///
     /// A sample of an array is `array[i]`; when its rank is one less than the input's
     /// it gets a leading dim of 1, so both `[N, 1, 28, 28]` (rank == the input's: each
@@ -420,6 +426,11 @@ impl Dataset {
         let input = free_input(inputs, options, true)?;
         let spec = &inputs[input];
         let frame = match options.frame.or(spec.shape.last().copied().flatten()) {
+            Some(f) if f > MAX_FRAME => {
+                return Err(DataError::Spec(format!(
+                    "a frame of {f} samples is more than the {MAX_FRAME} this reader takes"
+                )))
+            }
             Some(f) if f > 0 => f,
             _ => {
                 return Err(DataError::input(

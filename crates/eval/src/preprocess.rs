@@ -8,6 +8,9 @@ use slimnet_tensor::Tensor;
 
 use crate::{DataError, InputSpec};
 
+/// The largest image side a spec may ask for.
+const MAX_SIDE: usize = 1 << 16;
+
 /// How to resize an image before cropping.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Resize {
@@ -118,8 +121,8 @@ impl Preprocess {
             s.trim()
                 .parse::<usize>()
                 .ok()
-                .filter(|&n| n > 0)
-                .ok_or_else(|| bad("expected a positive size"))
+                .filter(|&n| n > 0 && n <= MAX_SIDE)
+                .ok_or_else(|| bad("expected a size from 1 to 65536"))
         };
         let pair = |s: &str| -> Result<(usize, usize), DataError> {
             match s.split_once(['x', 'X']) {
@@ -340,7 +343,15 @@ mod tests {
             Preprocess::parse("resize=256").unwrap().resize,
             Some(Resize::Shorter(256))
         );
-        for bad in ["resize=0", "order=xyz", "foo=1", "mean=a", "std=0", "crop"] {
+        for bad in [
+            "resize=0",
+            "resize=99999999x2",
+            "order=xyz",
+            "foo=1",
+            "mean=a",
+            "std=0",
+            "crop",
+        ] {
             let e = Preprocess::parse(bad).unwrap_err().to_string();
             assert!(e.starts_with("preprocess"), "{bad}: {e}");
         }

@@ -1,6 +1,7 @@
 //! The `slimnet` command-line tool.
 
 mod bench;
+mod eval;
 mod inputs;
 mod inspect;
 mod kernels;
@@ -27,6 +28,9 @@ enum Command {
     Run(run::RunArgs),
     /// Time a model: warm-up, then the median, p10 and p90 latency of N runs, and peak RSS.
     Bench(bench::BenchArgs),
+    /// Evaluate a model on data: top-1 accuracy with labels; cosine, SQNR, max abs
+    /// error and argmax agreement against a reference model; size and median latency.
+    Eval(eval::EvalArgs),
     /// Print the CPU features found and the compute kernel picked for each slot
     /// (`SLIMNET_KERNEL_TIER=portable|avx2|avx512` forces a tier).
     Kernels(kernels::KernelsArgs),
@@ -69,6 +73,7 @@ fn main() -> ExitCode {
         Command::Inspect(args) => inspect::inspect(args),
         Command::Run(args) => run::run(args),
         Command::Bench(args) => bench::bench(args),
+        Command::Eval(args) => eval::eval(args),
         Command::Kernels(args) => kernels::kernels(args),
         Command::Ops { json } => list_ops(json),
     };

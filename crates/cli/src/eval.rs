@@ -10,9 +10,9 @@ use slimnet::onnx::load_model;
 use slimnet::runtime::{Session, SessionOptions};
 use slimnet::tensor::Tensor;
 use slimnet_eval::metrics;
-use slimnet_eval::{
-    parse_set_value, read_labels, read_npy_file, DataOptions, Dataset, InputSpec, Preprocess,
-};
+use slimnet_eval::{read_labels, Dataset, InputSpec};
+
+use crate::data::DataArgs;
 
 #[derive(Args)]
 pub struct EvalArgs {
@@ -29,24 +29,8 @@ pub struct EvalArgs {
     /// A reference model (e.g. the float32 original) to compare outputs with.
     #[arg(long, value_name = "FP32.onnx")]
     pub reference: Option<PathBuf>,
-    /// Image preprocessing, as `resize=224x224,crop=224,scale=1/255,mean=0.485:0.456:0.406,
-    /// std=0.229:0.224:0.225,order=rgb,layout=nchw,grayscale=false` or a .toml file with
-    /// those keys.
-    #[arg(long, value_name = "SPEC|FILE.toml")]
-    pub preprocess: Option<String>,
-    /// WAV frame length in samples (default: the audio input's last dim, when fixed).
-    #[arg(long, value_name = "N")]
-    pub frame: Option<usize>,
-    /// WAV hop in samples (default: the frame length).
-    #[arg(long, value_name = "N")]
-    pub hop: Option<usize>,
-    /// A fixed value for an input the data does not give, as NAME=NUMBER (fills the
-    /// input's shape), NAME=N1,N2,... or NAME=FILE.npy; `sr=RATE` also sets the WAV rate.
-    #[arg(long = "set", value_name = "NAME=VALUE")]
-    pub set: Vec<String>,
-    /// Evaluate at most N samples.
-    #[arg(long, value_name = "N")]
-    pub limit: Option<usize>,
+    #[command(flatten)]
+    pub data_options: DataArgs,
     /// Threads for intra-op parallelism (0: one per available CPU).
     #[arg(long, default_value_t = 0)]
     pub threads: usize,
@@ -208,26 +192,6 @@ impl OutputStats {
     }
 }
 
-/// Parses `--set NAME=VALUE` against the model's inputs.
-fn parse_set(arg: &str, inputs: &[InputSpec]) -> Result<(String, Tensor)> {
-    let (name, value) = arg
-        .split_once('=')
-        .with_context(|| format!("--set {arg}: expected NAME=VALUE"))?;
-    let spec = inputs.iter().find(|s| s.name == name).with_context(|| {
-        let names: Vec<&str> = inputs.iter().map(|s| s.name.as_str()).collect();
-        format!(
-            "--set {arg}: the model has no input '{name}' (its inputs: {})",
-            names.join(", ")
-        )
-    })?;
-    let t = if value.ends_with(".npy") {
-        read_npy_file(Path::new(value))?
-    } else {
-        parse_set_value(spec, value)?
-    };
-    Ok((name.to_string(), t))
-}
-
 /// The predicted class of one sample: the argmax of the first row of its first output.
 fn predicted(outputs: &[(String, Tensor)]) -> Result<Option<usize>> {
     let Some((name, t)) = outputs.first() else {
@@ -258,21 +222,7 @@ pub fn eval(args: EvalArgs) -> Result<()> {
         }
         None => None,
     };
-    let options = DataOptions {
-        preprocess: args
-            .preprocess
-            .as_deref()
-            .map(Preprocess::from_arg)
-            .transpose()?,
-        frame: args.frame,
-        hop: args.hop,
-        set: args
-            .set
-            .iter()
-            .map(|s| parse_set(s, &inputs))
-            .collect::<Result<_>>()?,
-        limit: args.limit,
-    };
+    let options = args.data_options.options(&inputs)?;
     let mut data = Dataset::open(&args.data, &inputs, &options)?;
     if let Some(path) = &args.labels {
         data.set_labels(read_labels(path)?, path)?;

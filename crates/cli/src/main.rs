@@ -1,10 +1,12 @@
 //! The `slimnet` command-line tool.
 
 mod bench;
+mod data;
 mod eval;
 mod inputs;
 mod inspect;
 mod kernels;
+mod quantize;
 mod run;
 
 use std::process::ExitCode;
@@ -31,6 +33,9 @@ enum Command {
     /// Evaluate a model on data: top-1 accuracy with labels; cosine, SQNR, max abs
     /// error and argmax agreement against a reference model; size and median latency.
     Eval(eval::EvalArgs),
+    /// Quantize a model to int8 on calibration data (QDQ ONNX), keeping the layers that
+    /// hurt its outputs most in float until it meets a fidelity target.
+    Quantize(quantize::QuantizeArgs),
     /// Print the CPU features found and the compute kernel picked for each slot
     /// (`SLIMNET_KERNEL_TIER=portable|avx2|avx512` forces a tier).
     Kernels(kernels::KernelsArgs),
@@ -74,6 +79,7 @@ fn main() -> ExitCode {
         Command::Run(args) => run::run(args),
         Command::Bench(args) => bench::bench(args),
         Command::Eval(args) => eval::eval(args),
+        Command::Quantize(args) => quantize::quantize_command(args),
         Command::Kernels(args) => kernels::kernels(args),
         Command::Ops { json } => list_ops(json),
     };

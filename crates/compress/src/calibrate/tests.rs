@@ -50,7 +50,10 @@ fn clipping_methods_ignore_a_rare_outlier() {
     let o = observed(&values);
     let (_, hi) = o.range(CalibrationMethod::MinMax, QuantScheme::Asymmetric);
     assert_eq!(hi, 1000.0);
-    for m in [CalibrationMethod::Percentile(99.99), CalibrationMethod::Entropy] {
+    for m in [
+        CalibrationMethod::Percentile(99.99),
+        CalibrationMethod::Entropy,
+    ] {
         let (lo, hi) = o.range(m, QuantScheme::Asymmetric);
         assert!(hi < 100.0 && hi > 3.0, "{m}: hi {hi}");
         assert!(lo < -3.0, "{m}: lo {lo}");
@@ -64,7 +67,10 @@ fn mse_clips_long_tails() {
     let o = observed(&bell(100_000));
     let (lo, hi) = o.range(CalibrationMethod::MinMax, QuantScheme::Asymmetric);
     let (mlo, mhi) = o.range(CalibrationMethod::Mse, QuantScheme::Asymmetric);
-    assert!(mhi < 0.9 * hi && mlo > 0.9 * lo, "mse [{mlo}, {mhi}] vs [{lo}, {hi}]");
+    assert!(
+        mhi < 0.9 * hi && mlo > 0.9 * lo,
+        "mse [{mlo}, {mhi}] vs [{lo}, {hi}]"
+    );
     assert!(mhi > 3.0 && mlo < -3.0, "mse [{mlo}, {mhi}]");
 }
 

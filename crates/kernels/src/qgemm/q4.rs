@@ -1,0 +1,392 @@
+//! Int4 weight-only GEMM/GEMV for MatMul/Gemm with f32 activations: weights `k×n`
+//! quantized in blocks of `block_size` rows along `k`, with one f32 scale and an
+//! optional 4-bit zero point per (block, column): `w[p][j] = scale[b][j]·(q[p][j] −
+//! zero[b][j])`, `b = p / block_size`, `q` in `[-8, 7]`.
+//!
+//! Packed layout ([`PackedQ4Weights`]): panels of 32 columns (the last padded with
+//! zero columns); in a panel, each row `p` of `k` takes 16 bytes, byte `t` holding
+//! column `t` in its low nibble and column `t + 16` in its high nibble, as 4-bit
+//! two's complement. (ONNX's packed int4 — two values per byte, low nibble first,
+//! along the flattened tensor — must be unpacked into `q` before packing.) Scales are
+//! stored per panel and block as 32 f32, and zero points as `−scale·zero`, likewise.
+//!
+//! The kernels unpack nibbles in registers and accumulate each block in f32 before
+//! scaling: `out[i][j] = Σ_b scale·Σ_{p∈b} x[i][p]·q[p][j] − scale·zero·Σ_{p∈b} x[i][p]`,
+//! for up to 4 rows of `x` at a time (so a panel is unpacked once per 4 rows).
+
+use crate::cpu::Tier;
+use crate::epilogue::{Bias, Epilogue};
+use crate::error::KernelError;
+use crate::gemm::epilogue::act_scalar;
+use crate::parallel::Threads;
+use crate::table::KernelTable;
+
+/// Columns per panel.
+const NR: usize = 32;
+/// Rows of `x` computed together.
+const ROWS: usize = 4;
+/// Below this many multiply-adds a product is not split over threads.
+const MIN_SPLIT_WORK: usize = 1 << 18;
+
+/// The int4 kernel family of a table.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Q4Kernel {
+    Portable,
+    #[cfg(target_arch = "x86_64")]
+    Avx512,
+}
+
+impl Q4Kernel {
+    /// The kernel for `tier` (available on this CPU).
+    pub(crate) fn for_tier(tier: Tier) -> Self {
+        #[cfg(target_arch = "x86_64")]
+        if tier >= Tier::Avx512 {
+            return Q4Kernel::Avx512;
+        }
+        let _ = tier;
+        Q4Kernel::Portable
+    }
+
+    /// The name `slimnet kernels` prints.
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            Q4Kernel::Portable => "gemm_q4_portable",
+            #[cfg(target_arch = "x86_64")]
+            Q4Kernel::Avx512 => "gemm_q4_avx512f",
+        }
+    }
+}
+
+/// Int4 weights `k×n` packed by [`pack_q4_weights`]; see the module documentation for
+/// the layout, which is the same for every tier.
+#[derive(Clone, Debug)]
+pub struct PackedQ4Weights {
+    k: usize,
+    n: usize,
+    block_size: usize,
+    data: Vec<u8>,
+    scales: Vec<f32>,
+    /// `−scale·zero` per panel, block and column; `None` without zero points.
+    zs: Option<Vec<f32>>,
+}
+
+impl PackedQ4Weights {
+    /// Rows (depth).
+    pub fn k(&self) -> usize {
+        self.k
+    }
+
+    /// Columns (output features).
+    pub fn n(&self) -> usize {
+        self.n
+    }
+
+    /// Rows per quantization block.
+    pub fn block_size(&self) -> usize {
+        self.block_size
+    }
+
+    fn blocks(&self) -> usize {
+        self.k.div_ceil(self.block_size)
+    }
+}
+
+/// Packs int4 weights: `q` holds `k×n` values in `[-8, 7]` (row-major), `scales` and
+/// `zeros` (when given, values in `[-8, 7]`) one per (block, column), row-major
+/// `ceil(k/block_size)×n`. `block_size` is 16, 32, 64 or 128.
+///
+/// Fails with [`KernelError::BadShape`] when a slice is too short, a value is out of
+/// range, or the block size is not supported.
+pub fn pack_q4_weights(
+    k: usize,
+    n: usize,
+    block_size: usize,
+    q: &[i8],
+    scales: &[f32],
+    zeros: Option<&[i8]>,
+) -> Result<PackedQ4Weights, KernelError> {
+    let bad = |s: String| Err(KernelError::BadShape(s));
+    if ![16, 32, 64, 128].contains(&block_size) {
+        return bad(format!(
+            "int4 block size {block_size} (expected 16, 32, 64 or 128)"
+        ));
+    }
+    let Some(kn) = k.checked_mul(n) else {
+        return bad("int4 weights are too large".into());
+    };
+    let blocks = k.div_ceil(block_size);
+    if q.len() < kn {
+        return bad(format!("int4 weights hold {} values, need {kn}", q.len()));
+    }
+    if scales.len() < blocks * n {
+        return bad(format!("{} int4 scales, need {}", scales.len(), blocks * n));
+    }
+    if zeros.is_some_and(|z| z.len() < blocks * n) {
+        return bad(format!("too few int4 zero points, need {}", blocks * n));
+    }
+    let in_range = |v: &i8| (-8..=7).contains(v);
+    if !q[..kn].iter().all(in_range) || !zeros.is_none_or(|z| z[..blocks * n].iter().all(in_range))
+    {
+        return bad("int4 value outside [-8, 7]".into());
+    }
+    let panels = n.div_ceil(NR);
+    let mut data = vec![0u8; panels * k * 16];
+    let mut sc = vec![0.0f32; panels * blocks * NR];
+    let mut zs = zeros.map(|_| vec![0.0f32; panels * blocks * NR]);
+    for pn in 0..panels {
+        for p in 0..k {
+            for t in 0..16 {
+                let nib = |j: usize| {
+                    let j = pn * NR + j;
+                    if j < n {
+                        q[p * n + j] as u8 & 0xf
+                    } else {
+                        0
+                    }
+                };
+                data[(pn * k + p) * 16 + t] = nib(t) | nib(t + 16) << 4;
+            }
+        }
+        for b in 0..blocks {
+            for j in 0..NR.min(n - pn * NR) {
+                let at = (pn * blocks + b) * NR + j;
+                let s = scales[b * n + pn * NR + j];
+                sc[at] = s;
+                if let (Some(zs), Some(z)) = (zs.as_mut(), zeros) {
+                    zs[at] = -s * z[b * n + pn * NR + j] as f32;
+                }
+            }
+        }
+    }
+    Ok(PackedQ4Weights {
+        k,
+        n,
+        block_size,
+        data,
+        scales: sc,
+        zs,
+    })
+}
+
+/// One panel for up to [`ROWS`] rows, before the epilogue: `out[i][j]` for `i < r`.
+struct PanelArgs<'a> {
+    w: &'a PackedQ4Weights,
+    panel: usize,
+    x: &'a [f32],
+    lda: usize,
+    i0: usize,
+    r: usize,
+}
+
+/// The portable kernel.
+#[allow(clippy::needless_range_loop)]
+fn panel_portable(a: &PanelArgs, out: &mut [[f32; NR]; ROWS]) {
+    let w = a.w;
+    let (k, bs, blocks) = (w.k, w.block_size, w.blocks());
+    for (i, o) in out.iter_mut().enumerate().take(a.r) {
+        let x = &a.x[(a.i0 + i) * a.lda..][..k];
+        o.fill(0.0);
+        for b in 0..blocks {
+            let mut acc = [0.0f32; NR];
+            let mut xs = 0.0f32;
+            for p in b * bs..((b + 1) * bs).min(k) {
+                let bytes = &w.data[(a.panel * k + p) * 16..][..16];
+                xs += x[p];
+                for t in 0..16 {
+                    let lo = ((bytes[t] << 4) as i8 >> 4) as f32;
+                    let hi = (bytes[t] as i8 >> 4) as f32;
+                    acc[t] = x[p].mul_add(lo, acc[t]);
+                    acc[t + 16] = x[p].mul_add(hi, acc[t + 16]);
+                }
+            }
+            let at = (a.panel * blocks + b) * NR;
+            for j in 0..NR {
+                o[j] = acc[j].mul_add(w.scales[at + j], o[j]);
+                if let Some(zs) = &w.zs {
+                    o[j] = xs.mul_add(zs[at + j], o[j]);
+                }
+            }
+        }
+    }
+}
+
+/// The AVX-512F kernel.
+///
+/// # Safety
+/// AVX-512F present.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn panel_avx512(a: &PanelArgs, out: &mut [[f32; NR]; ROWS]) {
+    use std::arch::x86_64::*;
+    let w = a.w;
+    let (k, bs, blocks) = (w.k, w.block_size, w.blocks());
+    let r = a.r;
+    let mask = _mm512_set1_epi32(0xf);
+    let eight = _mm512_set1_epi32(8);
+    let mut tot = [[_mm512_setzero_ps(); 2]; ROWS];
+    for b in 0..blocks {
+        let mut acc = [[_mm512_setzero_ps(); 2]; ROWS];
+        let mut xs = [0.0f32; ROWS];
+        let (p0, p1) = (b * bs, ((b + 1) * bs).min(k));
+        for p in p0..p1 {
+            let bytes = &w.data[(a.panel * k + p) * 16..][..16];
+            // SAFETY: `bytes` holds 16 readable bytes.
+            let v =
+                _mm512_cvtepu8_epi32(unsafe { _mm_loadu_si128(bytes.as_ptr() as *const __m128i) });
+            // Sign-extend 4 bits: (v ^ 8) − 8.
+            let lo = _mm512_sub_epi32(_mm512_xor_si512(_mm512_and_si512(v, mask), eight), eight);
+            let hi = _mm512_sub_epi32(_mm512_xor_si512(_mm512_srli_epi32::<4>(v), eight), eight);
+            let (lo, hi) = (_mm512_cvtepi32_ps(lo), _mm512_cvtepi32_ps(hi));
+            for i in 0..r {
+                let xv = a.x[(a.i0 + i) * a.lda + p];
+                xs[i] += xv;
+                let xb = _mm512_set1_ps(xv);
+                acc[i][0] = _mm512_fmadd_ps(xb, lo, acc[i][0]);
+                acc[i][1] = _mm512_fmadd_ps(xb, hi, acc[i][1]);
+            }
+        }
+        let at = (a.panel * blocks + b) * NR;
+        let s = &w.scales[at..at + NR];
+        // SAFETY: `s` holds 32 values.
+        let (s0, s1) = unsafe {
+            (
+                _mm512_loadu_ps(s.as_ptr()),
+                _mm512_loadu_ps(s.as_ptr().add(16)),
+            )
+        };
+        let z = w.zs.as_ref().map(|zs| {
+            // SAFETY: as above.
+            unsafe {
+                (
+                    _mm512_loadu_ps(zs.as_ptr().add(at)),
+                    _mm512_loadu_ps(zs.as_ptr().add(at + 16)),
+                )
+            }
+        });
+        for i in 0..r {
+            tot[i][0] = _mm512_fmadd_ps(acc[i][0], s0, tot[i][0]);
+            tot[i][1] = _mm512_fmadd_ps(acc[i][1], s1, tot[i][1]);
+            if let Some((z0, z1)) = z {
+                let xb = _mm512_set1_ps(xs[i]);
+                tot[i][0] = _mm512_fmadd_ps(xb, z0, tot[i][0]);
+                tot[i][1] = _mm512_fmadd_ps(xb, z1, tot[i][1]);
+            }
+        }
+    }
+    for i in 0..r {
+        // SAFETY: each row of `out` holds 32 values.
+        unsafe {
+            _mm512_storeu_ps(out[i].as_mut_ptr(), tot[i][0]);
+            _mm512_storeu_ps(out[i].as_mut_ptr().add(16), tot[i][1]);
+        }
+    }
+}
+
+/// A raw output pointer that threads write disjoint columns of.
+#[derive(Clone, Copy)]
+struct OutPtr(*mut f32);
+// SAFETY: every task writes its own panels' columns.
+unsafe impl Send for OutPtr {}
+// SAFETY: as above.
+unsafe impl Sync for OutPtr {}
+
+impl OutPtr {
+    fn get(self) -> *mut f32 {
+        self.0
+    }
+}
+
+impl KernelTable {
+    /// `out = act(x·W + bias)` with f32 activations `x` (`m×w.k()`, row-major, leading
+    /// dimension `lda`), int4 weights `W` packed by [`pack_q4_weights`], and f32 `out`
+    /// (`m×w.n()`, leading dimension `ldc`). The bias of `epilogue` may be per column
+    /// (the usual Gemm bias), per row, or none; the activation follows it. Rows are
+    /// computed four at a time; panels of 32 columns are split over `threads`.
+    ///
+    /// Fails with [`KernelError::BadShape`] when a slice is too short, a leading
+    /// dimension smaller than its row, or the bias too short; nothing is written then.
+    #[allow(clippy::too_many_arguments)]
+    pub fn gemm_q4(
+        &self,
+        m: usize,
+        x: &[f32],
+        lda: usize,
+        w: &PackedQ4Weights,
+        out: &mut [f32],
+        ldc: usize,
+        epilogue: &Epilogue,
+        threads: &Threads,
+    ) -> Result<(), KernelError> {
+        let (k, n) = (w.k, w.n);
+        super::check_matrix("x", m, k, lda, x.len())?;
+        super::check_matrix("out", m, n, ldc, out.len())?;
+        match epilogue.bias {
+            Bias::PerRow(b) if b.len() < m => {
+                return Err(KernelError::BadShape(format!(
+                    "per-row bias holds {} values for {m} rows",
+                    b.len()
+                )))
+            }
+            Bias::PerColumn(b) if b.len() < n => {
+                return Err(KernelError::BadShape(format!(
+                    "per-column bias holds {} values for {n} columns",
+                    b.len()
+                )))
+            }
+            _ => {}
+        }
+        if m == 0 || n == 0 {
+            return Ok(());
+        }
+        let kern = self.quant.q4;
+        let panels = n.div_ceil(NR);
+        let o = OutPtr(out.as_mut_ptr());
+        let act = epilogue.activation;
+        let bias = epilogue.bias;
+        let task = |pn0: usize, pn1: usize| {
+            let mut tile = [[0.0f32; NR]; ROWS];
+            for panel in pn0..pn1 {
+                let cols = NR.min(n - panel * NR);
+                for i0 in (0..m).step_by(ROWS) {
+                    let a = PanelArgs {
+                        w,
+                        panel,
+                        x,
+                        lda,
+                        i0,
+                        r: ROWS.min(m - i0),
+                    };
+                    match kern {
+                        Q4Kernel::Portable => panel_portable(&a, &mut tile),
+                        // SAFETY: the table's tier is supported by this CPU.
+                        #[cfg(target_arch = "x86_64")]
+                        Q4Kernel::Avx512 => unsafe { panel_avx512(&a, &mut tile) },
+                    }
+                    for (i, row) in tile.iter().enumerate().take(a.r) {
+                        for (j, &v) in row.iter().enumerate().take(cols) {
+                            let (ii, jj) = (i0 + i, panel * NR + j);
+                            let b = match bias {
+                                Bias::None => 0.0,
+                                Bias::PerRow(b) => b[ii],
+                                Bias::PerColumn(b) => b[jj],
+                            };
+                            // SAFETY: `(ii, jj)` lies in the checked output, and only
+                            // this task writes the panel's columns.
+                            unsafe { *o.get().add(ii * ldc + jj) = act_scalar(v + b, act) };
+                        }
+                    }
+                }
+            }
+        };
+        let t = threads.count();
+        if t <= 1 || m * n * k < MIN_SPLIT_WORK || panels < 2 {
+            task(0, panels);
+        } else {
+            let per = panels.div_ceil(t);
+            threads.for_each(panels.div_ceil(per), |i| {
+                task(i * per, ((i + 1) * per).min(panels))
+            });
+        }
+        Ok(())
+    }
+}

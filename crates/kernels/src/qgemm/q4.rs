@@ -33,6 +33,8 @@ const MIN_SPLIT_WORK: usize = 1 << 18;
 pub(crate) enum Q4Kernel {
     Portable,
     #[cfg(target_arch = "x86_64")]
+    Avx2,
+    #[cfg(target_arch = "x86_64")]
     Avx512,
 }
 
@@ -40,8 +42,13 @@ impl Q4Kernel {
     /// The kernel for `tier` (available on this CPU).
     pub(crate) fn for_tier(tier: Tier) -> Self {
         #[cfg(target_arch = "x86_64")]
-        if tier >= Tier::Avx512 {
-            return Q4Kernel::Avx512;
+        {
+            if tier >= Tier::Avx512 {
+                return Q4Kernel::Avx512;
+            }
+            if tier >= Tier::Avx2 {
+                return Q4Kernel::Avx2;
+            }
         }
         let _ = tier;
         Q4Kernel::Portable
@@ -51,6 +58,8 @@ impl Q4Kernel {
     pub(crate) fn name(self) -> &'static str {
         match self {
             Q4Kernel::Portable => "gemm_q4_portable",
+            #[cfg(target_arch = "x86_64")]
+            Q4Kernel::Avx2 => "gemm_q4_avx2_fma",
             #[cfg(target_arch = "x86_64")]
             Q4Kernel::Avx512 => "gemm_q4_avx512f",
         }
@@ -195,15 +204,15 @@ fn panel_portable(a: &PanelArgs, out: &mut [[f32; NR]; ROWS]) {
                 for t in 0..16 {
                     let lo = ((bytes[t] << 4) as i8 >> 4) as f32;
                     let hi = (bytes[t] as i8 >> 4) as f32;
-                    acc[t] = x[p].mul_add(lo, acc[t]);
-                    acc[t + 16] = x[p].mul_add(hi, acc[t + 16]);
+                    acc[t] += x[p] * lo;
+                    acc[t + 16] += x[p] * hi;
                 }
             }
             let at = (a.panel * blocks + b) * NR;
             for j in 0..NR {
-                o[j] = acc[j].mul_add(w.scales[at + j], o[j]);
+                o[j] += acc[j] * w.scales[at + j];
                 if let Some(zs) = &w.zs {
-                    o[j] = xs.mul_add(zs[at + j], o[j]);
+                    o[j] += xs * zs[at + j];
                 }
             }
         }
@@ -216,13 +225,23 @@ fn panel_portable(a: &PanelArgs, out: &mut [[f32; NR]; ROWS]) {
 /// AVX-512F present.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
+#[allow(clippy::needless_range_loop)]
 unsafe fn panel_avx512(a: &PanelArgs, out: &mut [[f32; NR]; ROWS]) {
     use std::arch::x86_64::*;
     let w = a.w;
     let (k, bs, blocks) = (w.k, w.block_size, w.blocks());
     let r = a.r;
-    let mask = _mm512_set1_epi32(0xf);
-    let eight = _mm512_set1_epi32(8);
+    // `vpermps` reads the low 4 bits of each index: the nibble's value from a table.
+    let table = _mm512_setr_ps(
+        0.0, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, -8.0, -7.0, -6.0, -5.0, -4.0, -3.0, -2.0, -1.0,
+    );
+    let xr: [&[f32]; ROWS] = std::array::from_fn(|i| {
+        if i < r {
+            &a.x[(a.i0 + i) * a.lda..][..k]
+        } else {
+            &[]
+        }
+    });
     let mut tot = [[_mm512_setzero_ps(); 2]; ROWS];
     for b in 0..blocks {
         let mut acc = [[_mm512_setzero_ps(); 2]; ROWS];
@@ -233,12 +252,10 @@ unsafe fn panel_avx512(a: &PanelArgs, out: &mut [[f32; NR]; ROWS]) {
             // SAFETY: `bytes` holds 16 readable bytes.
             let v =
                 _mm512_cvtepu8_epi32(unsafe { _mm_loadu_si128(bytes.as_ptr() as *const __m128i) });
-            // Sign-extend 4 bits: (v ^ 8) − 8.
-            let lo = _mm512_sub_epi32(_mm512_xor_si512(_mm512_and_si512(v, mask), eight), eight);
-            let hi = _mm512_sub_epi32(_mm512_xor_si512(_mm512_srli_epi32::<4>(v), eight), eight);
-            let (lo, hi) = (_mm512_cvtepi32_ps(lo), _mm512_cvtepi32_ps(hi));
+            let lo = _mm512_permutexvar_ps(v, table);
+            let hi = _mm512_permutexvar_ps(_mm512_srli_epi32::<4>(v), table);
             for i in 0..r {
-                let xv = a.x[(a.i0 + i) * a.lda + p];
+                let xv = xr[i][p];
                 xs[i] += xv;
                 let xb = _mm512_set1_ps(xv);
                 acc[i][0] = _mm512_fmadd_ps(xb, lo, acc[i][0]);
@@ -278,6 +295,87 @@ unsafe fn panel_avx512(a: &PanelArgs, out: &mut [[f32; NR]; ROWS]) {
         unsafe {
             _mm512_storeu_ps(out[i].as_mut_ptr(), tot[i][0]);
             _mm512_storeu_ps(out[i].as_mut_ptr().add(16), tot[i][1]);
+        }
+    }
+}
+
+/// The AVX2+FMA kernel: rows two at a time (8 accumulators of 8 lanes each).
+///
+/// # Safety
+/// AVX2 and FMA present.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+#[allow(clippy::needless_range_loop)]
+unsafe fn panel_avx2(a: &PanelArgs, out: &mut [[f32; NR]; ROWS]) {
+    use std::arch::x86_64::*;
+    let w = a.w;
+    let (k, bs, blocks) = (w.k, w.block_size, w.blocks());
+    for o in out.iter_mut() {
+        o.fill(0.0);
+    }
+    for i0 in (0..a.r).step_by(2) {
+        let rr = 2.min(a.r - i0);
+        let xr: [&[f32]; 2] = std::array::from_fn(|i| {
+            if i < rr {
+                &a.x[(a.i0 + i0 + i) * a.lda..][..k]
+            } else {
+                &[]
+            }
+        });
+        for b in 0..blocks {
+            // Columns 0-7, 8-15, 16-23, 24-31 of each row.
+            let mut acc = [[_mm256_setzero_ps(); 4]; 2];
+            let mut xs = [0.0f32; 2];
+            for p in b * bs..((b + 1) * bs).min(k) {
+                let bytes = &w.data[(a.panel * k + p) * 16..][..16];
+                // SAFETY: `bytes` holds 16 readable bytes.
+                let (v0, v1) = unsafe {
+                    (
+                        _mm256_cvtepu8_epi32(_mm_loadl_epi64(bytes.as_ptr() as *const __m128i)),
+                        _mm256_cvtepu8_epi32(_mm_loadl_epi64(
+                            bytes.as_ptr().add(8) as *const __m128i
+                        )),
+                    )
+                };
+                // Sign-extended nibbles: shift to the top, then arithmetically down.
+                let lo =
+                    |v| _mm256_cvtepi32_ps(_mm256_srai_epi32::<28>(_mm256_slli_epi32::<28>(v)));
+                let hi =
+                    |v| _mm256_cvtepi32_ps(_mm256_srai_epi32::<28>(_mm256_slli_epi32::<24>(v)));
+                let q = [lo(v0), lo(v1), hi(v0), hi(v1)];
+                for i in 0..rr {
+                    let xv = xr[i][p];
+                    xs[i] += xv;
+                    let xb = _mm256_set1_ps(xv);
+                    for h in 0..4 {
+                        acc[i][h] = _mm256_fmadd_ps(xb, q[h], acc[i][h]);
+                    }
+                }
+            }
+            let at = (a.panel * blocks + b) * NR;
+            for i in 0..rr {
+                let o = &mut out[i0 + i];
+                for h in 0..4 {
+                    // SAFETY: the scales, zero terms and row hold 32 values from `at`/0.
+                    unsafe {
+                        let op = o.as_mut_ptr().add(h * 8);
+                        let mut t = _mm256_loadu_ps(op);
+                        t = _mm256_fmadd_ps(
+                            acc[i][h],
+                            _mm256_loadu_ps(w.scales.as_ptr().add(at + h * 8)),
+                            t,
+                        );
+                        if let Some(zs) = &w.zs {
+                            t = _mm256_fmadd_ps(
+                                _mm256_set1_ps(xs[i]),
+                                _mm256_loadu_ps(zs.as_ptr().add(at + h * 8)),
+                                t,
+                            );
+                        }
+                        _mm256_storeu_ps(op, t);
+                    }
+                }
+            }
         }
     }
 }
@@ -361,6 +459,9 @@ impl KernelTable {
                         // SAFETY: the table's tier is supported by this CPU.
                         #[cfg(target_arch = "x86_64")]
                         Q4Kernel::Avx512 => unsafe { panel_avx512(&a, &mut tile) },
+                        // SAFETY: as above.
+                        #[cfg(target_arch = "x86_64")]
+                        Q4Kernel::Avx2 => unsafe { panel_avx2(&a, &mut tile) },
                     }
                     for (i, row) in tile.iter().enumerate().take(a.r) {
                         for (j, &v) in row.iter().enumerate().take(cols) {

@@ -6,6 +6,7 @@
 
 use std::time::Instant;
 
+use slimnet_kernels::conv::Conv2dParams;
 use slimnet_kernels::qgemm::{pack_q4_weights, pack_qweights, pack_qweights_rhs, QEpilogue};
 use slimnet_kernels::{Activation, Bias, CpuFeatures, Epilogue, KernelTable, Threads, Tier};
 
@@ -61,6 +62,56 @@ fn main() {
                 ops / tf / 1e9
             );
         }
+        {
+            // A 3x3 convolution, 64 -> 64 channels on 80x80 (padding 1): the first
+            // shape above through qconv2d (u8 im2col) and the f32 conv2d.
+            let p = Conv2dParams {
+                batch: 1,
+                in_channels: 64,
+                in_h: 80,
+                in_w: 80,
+                out_channels: 64,
+                kernel_h: 3,
+                kernel_w: 3,
+                stride_h: 1,
+                stride_w: 1,
+                dilation_h: 1,
+                dilation_w: 1,
+                pad_top: 1,
+                pad_left: 1,
+                pad_bottom: 1,
+                pad_right: 1,
+                groups: 1,
+            };
+            let ops = 2.0 * (p.output_len() * 64 * 9) as f64;
+            let w: Vec<i8> = (0..p.weights_len()).map(|i| (i * 7 % 255) as i8).collect();
+            let x: Vec<u8> = (0..p.input_len()).map(|i| (i * 5 % 256) as u8).collect();
+            let pw = t.pack_qconv_weights(&p, &w, &[0.01]).unwrap();
+            let mut out = vec![0.0f32; p.output_len()];
+            let tq = time(|| t.qconv2d(&p, &x, &pw, &qe, &mut out, &th).unwrap());
+            let wf: Vec<f32> = w.iter().map(|&v| v as f32).collect();
+            let xf: Vec<f32> = x.iter().map(|&v| v as f32).collect();
+            let pf = t.pack_conv_weights(&p, &wf).unwrap();
+            let mut scratch = vec![0.0f32; t.conv2d_scratch_len(&p, &th)];
+            let tf = time(|| {
+                t.conv2d(
+                    &p,
+                    &xf,
+                    &pf,
+                    None,
+                    Activation::Identity,
+                    &mut out,
+                    &mut scratch,
+                    &th,
+                )
+                .unwrap()
+            });
+            println!(
+                "  conv 3x3 64->64 80x80:      int8 {:7.1} GOPS   f32 {:7.1} GOPS",
+                ops / tq / 1e9,
+                ops / tf / 1e9
+            );
+        }
         for kn in [1024usize, 4096] {
             let (k, n) = (kn, kn);
             let ops = 2.0 * (n * k) as f64;
@@ -91,6 +142,22 @@ fn main() {
                 ops / t4 / 1e9,
                 ops / tf / 1e9
             );
+            if kn == 1024 {
+                // Many rows: int4 unpacked once per 4 rows, against the f32 sgemm.
+                let m = 64;
+                let xm: Vec<f32> = (0..m * k).map(|i| (i % 17) as f32 * 0.1 - 0.8).collect();
+                let mut om = vec![0.0f32; m * n];
+                let t4 = time(|| t.gemm_q4(m, &xm, k, &p4, &mut om, n, &e4, &th).unwrap());
+                let tf = time(|| {
+                    t.sgemm_packed_b(&xm, k, m, &pb, &mut om, n, &e4, &th)
+                        .unwrap()
+                });
+                println!(
+                    "  m=64 k=n={kn:5}:  int4 {:6.1} GOPS   f32 {:6.1} GOPS",
+                    ops * m as f64 / t4 / 1e9,
+                    ops * m as f64 / tf / 1e9
+                );
+            }
         }
     }
 }

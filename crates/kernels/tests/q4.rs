@@ -1,6 +1,7 @@
 //! `gemm_q4` of every available tier, with 1 and 2 threads, against dequantized
 //! weights multiplied in f64, for every block size, with and without zero points,
-//! on odd shapes (`k` not a multiple of the block, partial panels, `m` from 0 to 9).
+//! on odd shapes (`k` not a multiple of the block, partial panels, `m` from 0 to 9 and from 30 to 39, across the switch to the
+//! dequantizing path).
 
 use proptest::prelude::*;
 use slimnet_kernels::qgemm::pack_q4_weights;
@@ -93,7 +94,7 @@ proptest! {
 
     #[test]
     fn gemm_q4_matches_f64(
-        m in 0usize..10, k in 0usize..300, n in 0usize..100,
+        m in prop_oneof![0usize..10, 30usize..40], k in 0usize..300, n in 0usize..100,
         bs in prop_oneof![Just(16usize), Just(32), Just(64), Just(128)],
         zeros in any::<bool>(), bias in any::<bool>(), relu in any::<bool>(), seed in any::<u64>(),
     ) {
@@ -105,6 +106,7 @@ proptest! {
 fn gemm_q4_large_split_over_threads() {
     check(1, 1024, 1000, 32, true, true, false, 3);
     check(5, 512, 333, 128, false, false, true, 4);
+    check(70, 300, 600, 64, true, true, false, 5);
 }
 
 #[test]

@@ -12,7 +12,9 @@
 //!
 //! The kernels unpack nibbles in registers and accumulate each block in f32 before
 //! scaling: `out[i][j] = Σ_b scale·Σ_{p∈b} x[i][p]·q[p][j] − scale·zero·Σ_{p∈b} x[i][p]`,
-//! for up to 4 rows of `x` at a time (so a panel is unpacked once per 4 rows).
+//! for up to 4 rows of `x` at a time (so a panel is unpacked once per 4 rows). From 32
+//! rows on, blocks of 256 columns are instead dequantized to f32 and multiplied by the
+//! f32 sgemm.
 
 use crate::cpu::Tier;
 use crate::epilogue::{Bias, Epilogue};
@@ -27,6 +29,11 @@ const NR: usize = 32;
 const ROWS: usize = 4;
 /// Below this many multiply-adds a product is not split over threads.
 const MIN_SPLIT_WORK: usize = 1 << 18;
+/// From this many rows on, blocks of columns are dequantized to f32 and multiplied by
+/// the f32 sgemm (the dequantization then costs little per row).
+const DEQUANT_ROWS: usize = 32;
+/// Columns dequantized at a time by that path.
+const DEQUANT_COLS: usize = 256;
 
 /// The int4 kernel family of a table.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -380,6 +387,33 @@ unsafe fn panel_avx2(a: &PanelArgs, out: &mut [[f32; NR]; ROWS]) {
     }
 }
 
+/// Writes columns `j0..j0 + nb` of the dequantized weights into `out` (`k×nb`,
+/// row-major).
+fn dequantize_cols(w: &PackedQ4Weights, j0: usize, nb: usize, out: &mut [f32]) {
+    let (k, bs, blocks) = (w.k, w.block_size, w.blocks());
+    debug_assert!(j0.is_multiple_of(NR));
+    for pn in j0 / NR..(j0 + nb).div_ceil(NR) {
+        let c0 = pn * NR - j0;
+        let cols = NR.min(j0 + nb - pn * NR);
+        for p in 0..k {
+            let at = (pn * blocks + p / bs) * NR;
+            let sc = &w.scales[at..at + NR];
+            let bytes = &w.data[(pn * k + p) * 16..][..16];
+            let mut v = [0.0f32; NR];
+            for t in 0..16 {
+                v[t] = ((bytes[t] << 4) as i8 >> 4) as f32 * sc[t];
+                v[t + 16] = (bytes[t] as i8 >> 4) as f32 * sc[t + 16];
+            }
+            if let Some(zs) = &w.zs {
+                for (x, z) in v.iter_mut().zip(&zs[at..at + NR]) {
+                    *x += z;
+                }
+            }
+            out[p * nb + c0..p * nb + c0 + cols].copy_from_slice(&v[..cols]);
+        }
+    }
+}
+
 /// A raw output pointer that threads write disjoint columns of.
 #[derive(Clone, Copy)]
 struct OutPtr(*mut f32);
@@ -436,6 +470,9 @@ impl KernelTable {
         if m == 0 || n == 0 {
             return Ok(());
         }
+        if m >= DEQUANT_ROWS {
+            return self.gemm_q4_dequant(m, x, lda, w, out, ldc, epilogue, threads);
+        }
         let kern = self.quant.q4;
         let panels = n.div_ceil(NR);
         let o = OutPtr(out.as_mut_ptr());
@@ -487,6 +524,45 @@ impl KernelTable {
             threads.for_each(panels.div_ceil(per), |i| {
                 task(i * per, ((i + 1) * per).min(panels))
             });
+        }
+        Ok(())
+    }
+
+    /// [`KernelTable::gemm_q4`] for many rows: blocks of columns dequantized to f32,
+    /// then the f32 sgemm with the epilogue fused. Arguments were checked.
+    #[allow(clippy::too_many_arguments)]
+    fn gemm_q4_dequant(
+        &self,
+        m: usize,
+        x: &[f32],
+        lda: usize,
+        w: &PackedQ4Weights,
+        out: &mut [f32],
+        ldc: usize,
+        epilogue: &Epilogue,
+        threads: &Threads,
+    ) -> Result<(), KernelError> {
+        let (k, n) = (w.k, w.n);
+        let mut buf = vec![0.0f32; k * DEQUANT_COLS.min(n)];
+        for j0 in (0..n).step_by(DEQUANT_COLS) {
+            let nb = DEQUANT_COLS.min(n - j0);
+            dequantize_cols(w, j0, nb, &mut buf);
+            let epi = Epilogue {
+                bias: match epilogue.bias {
+                    Bias::PerColumn(b) => Bias::PerColumn(&b[j0..]),
+                    b => b,
+                },
+                activation: epilogue.activation,
+            };
+            let shape = crate::gemm::SgemmShape {
+                m,
+                n: nb,
+                k,
+                lda,
+                ldb: nb,
+                ldc,
+            };
+            self.sgemm_fused(&shape, x, &buf, &mut out[j0..], &epi, threads)?;
         }
         Ok(())
     }

@@ -9,7 +9,8 @@
 //! undefined behaviour.
 //!
 //! Slots: `sgemm` (f32 matrix multiply, see [`KernelTable::sgemm`]), the convolution
-//! kernels (`conv`) and the elementwise kernels (`eltwise`). Kernels that split work
+//! kernels (`conv`), the elementwise kernels (`eltwise`) and the quantized kernels
+//! (`qgemm`: quantization, int8 GEMM and convolution, int4 weight-only GEMM). Kernels that split work
 //! over threads take a [`Threads`].
 
 pub mod conv;
@@ -19,6 +20,7 @@ mod epilogue;
 mod error;
 pub mod gemm;
 mod parallel;
+pub mod qgemm;
 mod table;
 
 pub use cpu::{CpuFeatures, Tier};

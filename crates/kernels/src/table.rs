@@ -7,6 +7,7 @@ use crate::cpu::{CpuFeatures, Tier};
 use crate::eltwise::EltwiseKernels;
 use crate::error::KernelError;
 use crate::gemm::{self, SgemmFn, SgemmShape};
+use crate::qgemm::QuantKernels;
 
 /// The environment variable that forces a tier: `portable`, `neon`, `avx2` or `avx512`.
 pub const TIER_ENV: &str = "SLIMNET_KERNEL_TIER";
@@ -22,6 +23,7 @@ pub struct KernelTable {
     sgemm_name: &'static str,
     pub(crate) conv: ConvKernels,
     pub(crate) eltwise: EltwiseKernels,
+    pub(crate) quant: QuantKernels,
 }
 
 impl KernelTable {
@@ -33,6 +35,7 @@ impl KernelTable {
             sgemm_name: "sgemm_portable_ikj",
             conv: ConvKernels::for_tier(Tier::Portable),
             eltwise: EltwiseKernels::for_tier(Tier::Portable),
+            quant: QuantKernels::for_tier(Tier::Portable),
         }
     }
 
@@ -53,6 +56,7 @@ impl KernelTable {
         t.tier = tier;
         t.conv = ConvKernels::for_tier(tier);
         t.eltwise = EltwiseKernels::for_tier(tier);
+        t.quant = QuantKernels::for_tier(tier);
         #[cfg(target_arch = "aarch64")]
         if tier == Tier::Neon {
             t.sgemm = gemm::neon::sgemm;
@@ -100,6 +104,7 @@ impl KernelTable {
         let mut picks = vec![("sgemm", self.sgemm_name)];
         picks.extend(self.conv.picks());
         picks.extend(self.eltwise.picks());
+        picks.extend(self.quant.picks());
         picks
     }
 

@@ -1,0 +1,229 @@
+//! Int8 2-D convolution (NCHW, u8 input, s8 weights, f32 output with the fused
+//! epilogue of [`QEpilogue`]): pointwise convolutions as a GEMM on the input itself,
+//! every other one as a u8 im2col (padding with the input's zero point) in column
+//! blocks followed by a GEMM, per image and group.
+
+use super::{pack_qweights, PackedQWeights, QEpilogue};
+use crate::conv::Conv2dParams;
+use crate::error::KernelError;
+use crate::parallel::Threads;
+use crate::table::KernelTable;
+
+/// Target size, in bytes, of one block of im2col columns.
+const IM2COL_BLOCK: usize = 1 << 18;
+
+/// Int8 convolution weights packed for [`KernelTable::qconv2d`]: one
+/// [`PackedQWeights`] per group (`out_channels/groups × group_k`). The layout does not
+/// depend on the tier.
+#[derive(Clone, Debug)]
+pub struct PackedQConvWeights {
+    params: Conv2dParams,
+    groups: Vec<PackedQWeights>,
+}
+
+impl PackedQConvWeights {
+    /// The parameters the weights were packed for.
+    pub fn params(&self) -> &Conv2dParams {
+        &self.params
+    }
+}
+
+/// Whether two parameter sets share weights: everything but batch and input size.
+fn same_filter(a: &Conv2dParams, b: &Conv2dParams) -> bool {
+    let key = |p: &Conv2dParams| {
+        (
+            p.in_channels,
+            p.out_channels,
+            p.kernel_h,
+            p.kernel_w,
+            p.stride_h,
+            p.stride_w,
+            p.dilation_h,
+            p.dilation_w,
+            (p.pad_top, p.pad_left, p.pad_bottom, p.pad_right),
+            p.groups,
+        )
+    };
+    key(a) == key(b)
+}
+
+/// Writes columns `j0..j0 + nb` of the u8 im2col matrix of one image's group into
+/// `out` (row-major, `nb` columns per row): row `(ci*kernel_h + kh)*kernel_w + kw`,
+/// column `oh*out_w + ow` holds `input[ci][oh*sh + kh*dh - pad_top][ow*sw + kw*dw -
+/// pad_left]`, or `pad` outside the input. `input` is the group's planes.
+fn im2col_u8(p: &Conv2dParams, input: &[u8], pad: u8, j0: usize, nb: usize, out: &mut [u8]) {
+    let (ow_n, h, w) = (p.out_w(), p.in_h, p.in_w);
+    let cg = p.in_channels / p.groups;
+    let mut row = 0;
+    for ci in 0..cg {
+        let plane = &input[ci * h * w..(ci + 1) * h * w];
+        for kh in 0..p.kernel_h {
+            for kw in 0..p.kernel_w {
+                let off_w = kw * p.dilation_w;
+                // Valid output columns: 0 <= ow*sw + off_w - pad_left < w.
+                let lo = p
+                    .pad_left
+                    .saturating_sub(off_w)
+                    .div_ceil(p.stride_w)
+                    .min(ow_n);
+                let hi = if w + p.pad_left > off_w {
+                    ((w - 1 + p.pad_left - off_w) / p.stride_w + 1).min(ow_n)
+                } else {
+                    0
+                }
+                .max(lo);
+                let dst_row = &mut out[row * nb..(row + 1) * nb];
+                let mut j = j0;
+                while j < j0 + nb {
+                    let (oh, ow) = (j / ow_n, j % ow_n);
+                    let len = (ow_n - ow).min(j0 + nb - j);
+                    let d = &mut dst_row[j - j0..j - j0 + len];
+                    let ih = (oh * p.stride_h + kh * p.dilation_h).wrapping_sub(p.pad_top);
+                    if ih >= h {
+                        d.fill(pad);
+                    } else {
+                        let src = &plane[ih * w..(ih + 1) * w];
+                        let (a, b) = (lo.clamp(ow, ow + len), hi.clamp(ow, ow + len));
+                        d[..a - ow].fill(pad);
+                        d[b - ow..].fill(pad);
+                        let first = a * p.stride_w + off_w - p.pad_left;
+                        if b == a {
+                            // Every tap of the run falls in the padding.
+                        } else if p.stride_w == 1 {
+                            d[a - ow..b - ow].copy_from_slice(&src[first..first + (b - a)]);
+                        } else {
+                            for (t, v) in d[a - ow..b - ow].iter_mut().enumerate() {
+                                *v = src[first + t * p.stride_w];
+                            }
+                        }
+                    }
+                    j += len;
+                }
+                row += 1;
+            }
+        }
+    }
+}
+
+impl KernelTable {
+    /// Packs OIHW s8 weights (`p.weights_len()` values) with `scales` (one per output
+    /// channel, or one for all) for [`KernelTable::qconv2d`].
+    ///
+    /// Fails with [`KernelError::BadShape`] when `p` is invalid, the weights are too
+    /// short, or `scales` has neither 1 nor `out_channels` values.
+    pub fn pack_qconv_weights(
+        &self,
+        p: &Conv2dParams,
+        weights_oihw: &[i8],
+        scales: &[f32],
+    ) -> Result<PackedQConvWeights, KernelError> {
+        p.check()?;
+        if weights_oihw.len() < p.weights_len() {
+            return Err(KernelError::BadShape(format!(
+                "weights hold {} values, the convolution needs {}",
+                weights_oihw.len(),
+                p.weights_len()
+            )));
+        }
+        let scales = super::expand_scales(scales, p.out_channels)?;
+        let (mg, kg) = (p.out_channels / p.groups, p.group_k());
+        let groups = (0..p.groups)
+            .map(|g| {
+                pack_qweights(
+                    mg,
+                    kg,
+                    &weights_oihw[g * mg * kg..(g + 1) * mg * kg],
+                    &scales[g * mg..(g + 1) * mg],
+                )
+            })
+            .collect::<Result<_, _>>()?;
+        Ok(PackedQConvWeights { params: *p, groups })
+    }
+
+    /// `output = act(conv(input, weights)·scales + bias)` for an NCHW u8 `input` of `p`'s
+    /// sizes (`p.input_len()` values, zero point `epi.x_zero`, which is also the value
+    /// of the padding) and f32 `output` (`p.output_len()` values); the epilogue of
+    /// [`QEpilogue`] with channel = output channel (`epi.bias` holds one value per
+    /// output channel). Work is split over `threads`. Non-pointwise convolutions
+    /// allocate an im2col block of at most about 256 KiB per call.
+    ///
+    /// Fails with [`KernelError::BadShape`] when `p` is invalid, the weights were packed
+    /// for other parameters (batch and input size aside), or a slice is too short;
+    /// nothing is written then.
+    pub fn qconv2d(
+        &self,
+        p: &Conv2dParams,
+        input: &[u8],
+        weights: &PackedQConvWeights,
+        epi: &QEpilogue,
+        output: &mut [f32],
+        threads: &Threads,
+    ) -> Result<(), KernelError> {
+        p.check()?;
+        let bad = |s: String| Err(KernelError::BadShape(s));
+        if !same_filter(p, &weights.params) {
+            return bad("the weights were packed for other convolution parameters".into());
+        }
+        if input.len() < p.input_len() {
+            return bad(format!(
+                "input holds {} values, needs {}",
+                input.len(),
+                p.input_len()
+            ));
+        }
+        if output.len() < p.output_len() {
+            return bad(format!(
+                "output holds {} values, needs {}",
+                output.len(),
+                p.output_len()
+            ));
+        }
+        if let Some(b) = epi.bias {
+            if b.len() < p.out_channels {
+                return bad(format!(
+                    "bias holds {} values for {} channels",
+                    b.len(),
+                    p.out_channels
+                ));
+            }
+        }
+        if p.output_len() == 0 {
+            return Ok(());
+        }
+        let n = p.out_h() * p.out_w();
+        let in_plane = p.in_h * p.in_w;
+        let (mg, cg, kg) = (
+            p.out_channels / p.groups,
+            p.in_channels / p.groups,
+            p.group_k(),
+        );
+        let nb = if p.is_pointwise() {
+            0
+        } else {
+            (IM2COL_BLOCK / kg.max(1)).div_ceil(32).max(1) * 32
+        }
+        .min(n);
+        let mut col = vec![0u8; kg * nb];
+        for b in 0..p.batch {
+            for (g, w) in weights.groups.iter().enumerate() {
+                let ge = QEpilogue {
+                    bias: epi.bias.map(|v| &v[g * mg..]),
+                    ..*epi
+                };
+                let src = &input[(b * p.in_channels + g * cg) * in_plane..][..cg * in_plane];
+                let dst = &mut output[(b * p.out_channels + g * mg) * n..][..mg * n];
+                if p.is_pointwise() {
+                    self.qgemm(w, src, n, n, dst, n, &ge, threads)?;
+                    continue;
+                }
+                for j0 in (0..n).step_by(nb) {
+                    let cols = nb.min(n - j0);
+                    im2col_u8(p, src, epi.x_zero, j0, cols, &mut col);
+                    let len = (mg - 1) * n + cols;
+                    self.qgemm(w, &col, cols, cols, &mut dst[j0..j0 + len], n, &ge, threads)?;
+                }
+            }
+        }
+        Ok(())
+    }
+}

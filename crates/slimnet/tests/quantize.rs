@@ -153,5 +153,95 @@ fn explore_assets() {
         for l in r.float_layers() {
             println!("   float {} {}: {:?}", l.node, l.op_type, l.status);
         }
+        if let Ok(dir) = std::env::var("SAVE_DIR") {
+            save_model(&q.model, Path::new(&dir).join(format!("{stem}.int8.onnx"))).unwrap();
+        }
+    }
+}
+
+/// The fused integer kernels against the reference interpreter on a saved int8 model
+/// (run with `--ignored --nocapture`, SAVE_DIR and STEMS set).
+#[test]
+#[ignore]
+fn explore_int8_kernels_vs_reference() {
+    let dir = std::env::var("SAVE_DIR").unwrap();
+    for stem in std::env::var("STEMS").unwrap().split(',') {
+        let (_, cases) = common::reference(stem);
+        let model = load_model(Path::new(&dir).join(format!("{stem}.int8.onnx"))).unwrap();
+        for threads in [1, 2] {
+            let mut s = Session::new(
+                model.clone(),
+                SessionOptions {
+                    threads,
+                    ..SessionOptions::default()
+                },
+            )
+            .unwrap();
+            for c in &cases {
+                let fast = s.run(c.inputs.clone()).unwrap();
+                let slow = slimnet::runtime::run_model(&model, c.inputs.clone()).unwrap();
+                let e = common::relative_max_error(&fast[0].1, &slow[0].1, 1e-3);
+                let (a, b) = (
+                    fast[0].1.as_slice::<f32>().unwrap(),
+                    slow[0].1.as_slice::<f32>().unwrap(),
+                );
+                let (mut ab, mut aa, mut bb) = (0f64, 0f64, 0f64);
+                for (x, y) in a.iter().zip(b) {
+                    ab += (*x as f64) * (*y as f64);
+                    aa += (*x as f64).powi(2);
+                    bb += (*y as f64).powi(2);
+                }
+                let cos = ab / (aa.sqrt() * bb.sqrt());
+                println!(
+                    "{stem} {} threads {threads}: relative max error {e:.2e} cosine {cos:.6}",
+                    c.name
+                );
+            }
+        }
+    }
+}
+
+/// First nodes whose fast output differs from the reference interpreter's.
+#[test]
+#[ignore]
+fn explore_first_divergence() {
+    let dir = std::env::var("SAVE_DIR").unwrap();
+    let stem = std::env::var("STEMS").unwrap();
+    let (_, cases) = common::reference(&stem);
+    let mut model = load_model(Path::new(&dir).join(format!("{stem}.int8.onnx"))).unwrap();
+    let g = &mut model.graph;
+    let extra: Vec<usize> = g
+        .nodes
+        .iter()
+        .flat_map(|n| n.outputs.iter().flatten().copied())
+        .filter(|&v| g.values[v].info.dtype == Some(slimnet::tensor::DType::F32))
+        .collect();
+    for v in extra {
+        if !g.outputs.contains(&v) {
+            g.outputs.push(v);
+        }
+    }
+    let mut s = Session::new(model.clone(), SessionOptions::default()).unwrap();
+    let fast = s.run(cases[0].inputs.clone()).unwrap();
+    let slow = slimnet::runtime::run_model(&model, cases[0].inputs.clone()).unwrap();
+    let mut shown = 0;
+    for ((name, a), (_, b)) in fast.iter().zip(&slow) {
+        if a.dtype() != slimnet::tensor::DType::F32 {
+            continue;
+        }
+        let e = common::relative_max_error(a, b, 1e-3);
+        if e > 1e-3 && shown < 12 {
+            let producer = model.graph.nodes.iter().find(|n| {
+                n.outputs
+                    .iter()
+                    .flatten()
+                    .any(|&o| model.graph.values[o].name == *name)
+            });
+            println!(
+                "{name}: {e:.2e} ({:?})",
+                producer.map(|n| (n.name.clone(), n.op.op_type()))
+            );
+            shown += 1;
+        }
     }
 }

@@ -244,6 +244,20 @@ fn run_step(
             io.write(out(0)?)?,
             &mut ws.scratch,
         ),
+        Lowered::QConv(q) => q.run(
+            table,
+            threads,
+            io.read(input(0)?)?,
+            io.write(out(0)?)?,
+            &mut ws.scratch,
+        ),
+        Lowered::QMatMul(q) => q.run(
+            table,
+            threads,
+            io.read(input(0)?)?,
+            io.write(out(0)?)?,
+            &mut ws.scratch,
+        ),
         Lowered::Eltwise(e) => {
             let b = match step.inputs.get(1).copied().flatten() {
                 Some(v) => Some(io.read(v)?),

@@ -77,6 +77,47 @@ pub(crate) fn lower_conv(
             None => return Ok(None),
         },
     };
+    let Some(params) = conv_params(conv, xs, ws)? else {
+        return Ok(None);
+    };
+    let out_len: usize = ctx.shapes[*y].as_ref().map_or(0, |s| s.iter().product());
+    if params.check().is_err() || params.output_len() != out_len {
+        return Ok(None);
+    }
+    let packed = ctx
+        .table
+        .pack_conv_weights(&params, weights)
+        .map_err(|e| e.to_string())?;
+    let scratch_len = ctx.table.conv2d_scratch_len(&params, ctx.threads);
+    let mut fused = Vec::new();
+    let mut activation = Activation::Identity;
+    if let Some((nodes, act)) = fusable_activation(ctx, *y) {
+        activation = act;
+        fused = nodes;
+    }
+    Ok(Some(Lowering {
+        kernel: Lowered::Conv(Box::new(ConvStep {
+            params,
+            weights: packed,
+            bias,
+            activation,
+            path: ctx.table.conv2d_path(&params),
+        })),
+        fused,
+        scratch_len,
+    }))
+}
+
+/// The 2-D parameters of a 1-D or 2-D convolution with input shape `xs` and weight
+/// shape `ws` (`None` when the ranks do not fit).
+pub(crate) fn conv_params(
+    conv: &Conv,
+    xs: &[usize],
+    ws: &[usize],
+) -> Result<Option<Conv2dParams>, String> {
+    if xs.len() != ws.len() || !(3..=4).contains(&xs.len()) {
+        return Ok(None);
+    }
     let window = conv.window.resolve(&xs[2..], &ws[2..])?;
     let two_d = xs.len() == 4;
     let at = |v: &[usize], i: usize| if two_d { v[i] } else { 1 };
@@ -111,30 +152,5 @@ pub(crate) fn lower_conv(
         pad_right,
         groups: usize::try_from(conv.group).map_err(|_| "negative group".to_string())?,
     };
-    let out_len: usize = ctx.shapes[*y].as_ref().map_or(0, |s| s.iter().product());
-    if params.check().is_err() || params.output_len() != out_len {
-        return Ok(None);
-    }
-    let packed = ctx
-        .table
-        .pack_conv_weights(&params, weights)
-        .map_err(|e| e.to_string())?;
-    let scratch_len = ctx.table.conv2d_scratch_len(&params, ctx.threads);
-    let mut fused = Vec::new();
-    let mut activation = Activation::Identity;
-    if let Some((nodes, act)) = fusable_activation(ctx, *y) {
-        activation = act;
-        fused = nodes;
-    }
-    Ok(Some(Lowering {
-        kernel: Lowered::Conv(Box::new(ConvStep {
-            params,
-            weights: packed,
-            bias,
-            activation,
-            path: ctx.table.conv2d_path(&params),
-        })),
-        fused,
-        scratch_len,
-    }))
+    Ok(Some(params))
 }

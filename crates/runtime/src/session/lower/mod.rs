@@ -9,12 +9,13 @@ mod gemm;
 mod movement;
 mod norm;
 mod pool;
+mod quantized;
 mod resize;
 mod rnn;
 #[cfg(test)]
 mod tests;
 
-use slimnet_ir::ops::{ControlOp, ElementwiseOp, NnOp, ReduceOp, ShapeOp};
+use slimnet_ir::ops::{ControlOp, ElementwiseOp, NnOp, QuantOp, ReduceOp, ShapeOp};
 use slimnet_ir::{Graph, NodeId, Op, ValueId};
 use slimnet_kernels::{Activation, KernelTable, Threads};
 use slimnet_tensor::DType;
@@ -27,6 +28,7 @@ pub(crate) use gemm::GemmStep;
 pub(crate) use movement::MoveStep;
 pub(crate) use norm::NormStep;
 pub(crate) use pool::PoolStep;
+pub(crate) use quantized::{QConvStep, QMatMulStep};
 pub(crate) use resize::ResizeStep;
 pub(crate) use rnn::RnnStep;
 
@@ -68,6 +70,10 @@ pub(crate) enum Lowered {
     Norm(NormStep),
     /// `If` with both branches planned.
     If(Box<IfStep>),
+    /// Quantized convolution on int8 kernels.
+    QConv(Box<QConvStep>),
+    /// Quantized matrix product on int8 kernels.
+    QMatMul(Box<QMatMulStep>),
 }
 
 impl Lowered {
@@ -86,6 +92,8 @@ impl Lowered {
             Lowered::Rnn(r) => r.name(),
             Lowered::Norm(s) => s.name(),
             Lowered::If(_) => "branch_plan",
+            Lowered::QConv(_) => "qconv_int8",
+            Lowered::QMatMul(_) => "qgemm_int8",
         }
     }
 }
@@ -116,6 +124,8 @@ pub(crate) fn lower(ctx: &Context, n: NodeId) -> Result<Lowering, String> {
         Op::Nn(NnOp::Gemm(g)) => gemm::lower_gemm(ctx, n, g)?,
         Op::Nn(NnOp::MatMul) => gemm::lower_matmul(ctx, n)?,
         Op::Nn(NnOp::Conv(c)) => conv::lower_conv(ctx, n, c)?,
+        Op::Quant(QuantOp::QuantizedConv(c)) => quantized::lower_qconv(ctx, n, c)?,
+        Op::Quant(QuantOp::QuantizedMatMul) => quantized::lower_qmatmul(ctx, n)?,
         Op::Nn(NnOp::BatchNormalization(b)) if !b.training_mode && b.spatial => {
             eltwise::lower_batchnorm(ctx, n, b.epsilon)
         }

@@ -452,3 +452,180 @@ fn if_runs_planned_branches() {
         assert_eq!(step.0, "branch_plan");
     }
 }
+
+/// One QDQ-quantized convolution case: input shape, weight shape, attributes.
+struct QConvCase {
+    x: [usize; 4],
+    w: [usize; 4],
+    strides: [i64; 2],
+    pads: [i64; 4],
+    group: i64,
+    bias: bool,
+    relu: bool,
+}
+
+/// Activations fused after a quantized convolution: op type and attributes.
+fn activation_nodes() -> Vec<(&'static str, Vec<(&'static str, Attr)>)> {
+    vec![
+        ("HardSwish", vec![]),
+        (
+            "HardSigmoid",
+            vec![("alpha", Attr::Float(0.2)), ("beta", Attr::Float(0.5))],
+        ),
+        ("Sigmoid", vec![]),
+        ("Tanh", vec![]),
+        ("LeakyRelu", vec![("alpha", Attr::Float(0.1))]),
+    ]
+}
+
+/// `Relu?(Conv(DQ(Q(x)), DQ(w_int8, per-channel scales)) + b)` against the reference.
+fn qconv_case(c: &QConvCase, seed: u64) {
+    let mut b = B::new(14);
+    let x = b.input("x", &c.x);
+    let xs = b.constant("xs", Tensor::scalar(0.02f32));
+    let xz = b.constant("xz", Tensor::scalar(131u8));
+    let q = b.op("xq", "QuantizeLinear", &[x, xs, xz], vec![]);
+    let dq = b.op("xdq", "DequantizeLinear", &[q, xs, xz], vec![]);
+    let wlen: usize = c.w.iter().product();
+    let wq: Vec<i8> = noise(wlen, seed, 127.0).iter().map(|v| *v as i8).collect();
+    let wq = b.constant("wq", Tensor::from_vec(c.w.to_vec(), wq).unwrap());
+    let scales: Vec<f32> = noise(c.w[0], seed + 1, 0.01)
+        .iter()
+        .map(|v| v.abs() + 0.001)
+        .collect();
+    let ws = b.constant("ws", Tensor::from_vec(vec![c.w[0]], scales).unwrap());
+    let wz = b.constant(
+        "wz",
+        Tensor::from_vec(vec![c.w[0]], vec![0i8; c.w[0]]).unwrap(),
+    );
+    let w = b.op(
+        "w",
+        "DequantizeLinear",
+        &[wq, ws, wz],
+        vec![("axis", Attr::Int(0))],
+    );
+    let mut ins = vec![dq, w];
+    if c.bias {
+        ins.push(b.constant("b", tensor(&[c.w[0]], seed + 2, 1.0)));
+    }
+    let attrs = vec![
+        ("strides", Attr::Ints(c.strides.to_vec())),
+        ("pads", Attr::Ints(c.pads.to_vec())),
+        ("group", Attr::Int(c.group)),
+    ];
+    let mut y = b.op("y", "Conv", &ins, attrs);
+    if c.relu {
+        y = b.op("r", "Relu", &[y], vec![]);
+    }
+    let act = activation_nodes()[seed as usize % 5].clone();
+    let y2 = b.op("a", act.0, &[y], act.1);
+    let model = b.model(&[y2]);
+    let kernels = check(&model, &[("x", tensor(&c.x, seed + 3, 3.0))], 1e-4);
+    assert!(
+        kernels.iter().any(|(k, _)| *k == "qconv_int8"),
+        "not fused: {kernels:?}"
+    );
+}
+
+#[test]
+fn quantized_convolutions_match_the_reference() {
+    let cases = [
+        // pointwise, 3x3 pad 1, stride 2, 1x3 and 3x1 windows, grouped, odd sizes
+        QConvCase {
+            x: [1, 8, 5, 7],
+            w: [6, 8, 1, 1],
+            strides: [1, 1],
+            pads: [0; 4],
+            group: 1,
+            bias: true,
+            relu: false,
+        },
+        QConvCase {
+            x: [2, 3, 9, 8],
+            w: [5, 3, 3, 3],
+            strides: [1, 1],
+            pads: [1; 4],
+            group: 1,
+            bias: true,
+            relu: true,
+        },
+        QConvCase {
+            x: [1, 4, 11, 10],
+            w: [8, 4, 3, 3],
+            strides: [2, 2],
+            pads: [1; 4],
+            group: 1,
+            bias: false,
+            relu: false,
+        },
+        QConvCase {
+            x: [1, 16, 6, 20],
+            w: [12, 16, 1, 3],
+            strides: [1, 1],
+            pads: [0, 1, 0, 1],
+            group: 1,
+            bias: true,
+            relu: true,
+        },
+        QConvCase {
+            x: [1, 16, 9, 5],
+            w: [12, 16, 3, 1],
+            strides: [1, 1],
+            pads: [1, 0, 1, 0],
+            group: 1,
+            bias: true,
+            relu: false,
+        },
+        QConvCase {
+            x: [1, 8, 7, 7],
+            w: [8, 4, 3, 3],
+            strides: [1, 1],
+            pads: [1; 4],
+            group: 2,
+            bias: true,
+            relu: false,
+        },
+        QConvCase {
+            x: [1, 64, 12, 40],
+            w: [96, 64, 3, 3],
+            strides: [2, 1],
+            pads: [1; 4],
+            group: 1,
+            bias: true,
+            relu: false,
+        },
+    ];
+    for (i, c) in cases.iter().enumerate() {
+        qconv_case(c, 100 + i as u64);
+    }
+}
+
+#[test]
+fn quantized_matmul_matches_the_reference() {
+    for (m, k, n, rank3) in [(1, 64, 10, false), (7, 33, 17, false), (5, 120, 64, true)] {
+        let mut b = B::new(13);
+        let shape: Vec<usize> = if rank3 { vec![1, m, k] } else { vec![m, k] };
+        let x = b.input("x", &shape);
+        let xs = b.constant("xs", Tensor::scalar(0.03f32));
+        let xz = b.constant("xz", Tensor::scalar(-3i8));
+        let q = b.op("xq", "QuantizeLinear", &[x, xs, xz], vec![]);
+        let dq = b.op("xdq", "DequantizeLinear", &[q, xs, xz], vec![]);
+        let wq: Vec<i8> = noise(k * n, 7, 127.0).iter().map(|v| *v as i8).collect();
+        let wq = b.constant("wq", Tensor::from_vec(vec![k, n], wq).unwrap());
+        let scales: Vec<f32> = noise(n, 8, 0.01).iter().map(|v| v.abs() + 0.001).collect();
+        let ws = b.constant("ws", Tensor::from_vec(vec![n], scales).unwrap());
+        let w = b.op(
+            "w",
+            "DequantizeLinear",
+            &[wq, ws],
+            vec![("axis", Attr::Int(1))],
+        );
+        let y = b.op("y", "MatMul", &[dq, w], vec![]);
+        let model = b.model(&[y]);
+        let kernels = check(&model, &[("x", tensor(&shape, 9, 2.0))], 1e-4);
+        assert!(
+            kernels.iter().any(|(k, _)| *k == "qgemm_int8"),
+            "not fused: {kernels:?}"
+        );
+    }
+}

@@ -711,6 +711,7 @@ def reference_parts(parts: Parts, ort_version: str) -> None:
 # --- part: task data (calibration and evaluation sets for quantization) --------------
 
 TASK_SEED = 20240601
+TASK_GEN = 2  # bump when build_taskdata changes what it writes
 TASK_SIZES = {"mnist_calib": 200, "cls": (32, 64), "rec": (32, 64), "det": (8, 8), "det_side": 320}
 # photos behind the detector's text: disjoint between calibration and evaluation
 DET_PHOTOS = (["astronaut.png", "coffee.png", "brick.png", "camera.png"],
@@ -936,12 +937,13 @@ def build_taskdata():
     _savez("embedding_calib.npz", input_1=emb)
     _savez("hey_jarvis_calib.npz", **{"x.1": feats})
 
-    # evaluation audio: the WAVs themselves; the "hey jarvis" clip with openwakeword's
-    # framing (1 s of silence before, 0.2 s after)
+    # evaluation audio: the WAVs themselves; for the wake word, "hey jarvis" between
+    # 2 s and 1 s of silence, so that windows before, on and after it are scored
     speech = {n: audio_f32(n)[0] for n in ("hey_jarvis", "sentence", NOISE_WAV)}
     _savez("silero_eval.npz", **{n: (x.astype(np.float32) / np.float32(32768.0))
                                  for n, x in speech.items()})
-    speech["hey_jarvis"] = hey_jarvis_clip()
+    speech["hey_jarvis"] = np.concatenate([np.zeros(2 * SPEECH_RATE, np.int16), speech["hey_jarvis"],
+                                           np.zeros(SPEECH_RATE, np.int16)])
     _savez("wakeword_eval.npz", **{n: x.astype(np.float32)[None, :] for n, x in speech.items()})
     return {"mnist_calib": n_mnist, "cls": TASK_SIZES["cls"], "rec": TASK_SIZES["rec"],
             "det": TASK_SIZES["det"], "silero_calib": 48, "melspec_calib": len(mel),
@@ -979,7 +981,7 @@ def main() -> int:
     # versions recorded in reference keys without importing onnxruntime on a verify run
     import importlib.metadata as md
     reference_parts(parts, md.version("onnxruntime"))
-    parts.run("taskdata", {"gen": GEN_VERSION, "ort": md.version("onnxruntime"),
+    parts.run("taskdata", {"gen": GEN_VERSION, "task_gen": TASK_GEN, "ort": md.version("onnxruntime"),
                            "seed": TASK_SEED, "sizes": TASK_SIZES,
                            "photos": DET_PHOTOS, "pillow": md.version("pillow"),
                            "deps": {d: parts.file_hash(d) for d in TASK_DEPS}},

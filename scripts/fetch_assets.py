@@ -708,6 +708,248 @@ def reference_parts(parts: Parts, ort_version: str) -> None:
         parts.run(f"reference-{stem}", key, outputs, build)
 
 
+# --- part: task data (calibration and evaluation sets for quantization) --------------
+
+TASK_SEED = 20240601
+TASK_GEN = 2  # bump when build_taskdata changes what it writes
+TASK_SIZES = {"mnist_calib": 200, "cls": (32, 64), "rec": (32, 64), "det": (8, 8), "det_side": 320}
+# photos behind the detector's text: disjoint between calibration and evaluation
+DET_PHOTOS = (["astronaut.png", "coffee.png", "brick.png", "camera.png"],
+              ["chelsea.png", "motorcycle_left.png", "grass.png", "page.png"])
+TASK_DEPS = ["data/mnist_5k.csv.gz", "data/speech/hey_jarvis.wav", "data/speech/sentence.wav",
+             f"data/speech/{NOISE_WAV}.wav", "models/melspectrogram.onnx",
+             "models/embedding_model.onnx", "models/silero_vad.onnx",
+             "models/silero_vad_16k_op15.onnx",
+             *[f"data/images/{p}" for ps in DET_PHOTOS for p in ps]]
+
+
+def _savez(name: str, **arrays) -> None:
+    import numpy as np
+    d = ASSETS / "data" / "tasks"
+    d.mkdir(parents=True, exist_ok=True)
+    np.savez(d / name, **arrays)
+
+
+def _mnist_calib(n: int):
+    """The first `n` digits of the mnist_cnn training split (scripts/train_own_models.py)."""
+    import gzip
+    import numpy as np
+    raw = np.loadtxt(gzip.decompress((ASSETS / "data" / "mnist_5k.csv.gz").read_bytes())
+                     .decode("ascii").splitlines(), delimiter=",", dtype=np.float64)
+    assert raw.shape == (5000, 785), raw.shape
+    x = (raw[:, :784] / 255.0).astype(np.float32).reshape(-1, 1, 28, 28)
+    train = np.random.default_rng(0).permutation(len(x))[:len(x) - 1000]
+    return x[train[:n]]
+
+
+def _words(rng, lo: int, hi: int) -> str:
+    """A random line of `lo`..`hi` characters: words of letters, digits and punctuation."""
+    import string
+    letters = string.ascii_letters
+    out = ""
+    target = int(rng.integers(lo, hi + 1))
+    while len(out) < target:
+        kind = rng.random()
+        if kind < 0.7:
+            w = "".join(rng.choice(list(letters), int(rng.integers(2, 9))))
+            w = w.lower() if rng.random() < 0.6 else w
+        elif kind < 0.9:
+            w = "".join(rng.choice(list(string.digits), int(rng.integers(1, 6))))
+        else:
+            w = str(rng.choice(["-", "&", "(ok)", "No.", "v2.0", "$12", "x:"]))
+        out = f"{out} {w}" if out else w
+    return out[:hi].strip()
+
+
+def _task_line(rng):
+    """A text line on a light background: random words, size, margins, colours, noise."""
+    import numpy as np
+    from PIL import Image, ImageDraw, ImageFont
+    text = _words(rng, 4, 16)
+    font = ImageFont.load_default(size=int(rng.integers(20, 44)))
+    probe = ImageDraw.Draw(Image.new("RGB", (1, 1)))
+    x0, y0, x1, y1 = probe.textbbox((0, 0), text, font=font)
+    mx, my = int(rng.integers(2, 20)), int(rng.integers(2, 12))
+    bg = tuple(int(v) for v in rng.integers(190, 256, 3))
+    fg = tuple(int(v) for v in rng.integers(0, 80, 3))
+    img = Image.new("RGB", (x1 - x0 + 2 * mx, y1 - y0 + 2 * my), bg)
+    ImageDraw.Draw(img).text((mx - x0, my - y0), text, fill=fg, font=font)
+    a = np.asarray(img, dtype=np.float64) + rng.normal(0, rng.uniform(0, 12), (img.height, img.width, 1))
+    return Image.fromarray(np.clip(a, 0, 255).astype(np.uint8))
+
+
+def _line_sets(rng, width: int, n_calib: int, n_eval: int, rotate: bool):
+    """(calib, eval) [n, 3, 48, width] arrays; with `rotate`, every other line is 180°."""
+    import numpy as np
+    from PIL import Image
+    sets = []
+    for n in (n_calib, n_eval):
+        lines = []
+        for i in range(n):
+            img = _task_line(rng)
+            if rotate and i % 2 == 1:
+                img = img.transpose(Image.ROTATE_180)
+            lines.append(_rec_input(img, width))
+        sets.append(np.concatenate(lines))
+    return sets
+
+
+def _det_image(rng, side: int, photo: str | None, noisy: bool):
+    """A `side`x`side` image with 2-5 text lines on a plain, noisy or photo background."""
+    import numpy as np
+    from PIL import Image, ImageDraw, ImageFont
+    if photo:
+        src = _load_rgb(photo)
+        s = min(src.width, src.height)
+        left, top = int(rng.integers(0, src.width - s + 1)), int(rng.integers(0, src.height - s + 1))
+        img = src.crop((left, top, left + s, top + s)).resize((side, side), Image.BILINEAR)
+    else:
+        img = Image.new("RGB", (side, side), tuple(int(v) for v in rng.integers(150, 256, 3)))
+    if noisy:
+        a = np.asarray(img, dtype=np.float64) + rng.normal(0, 20, (side, side, 3))
+        img = Image.fromarray(np.clip(a, 0, 255).astype(np.uint8))
+    draw = ImageDraw.Draw(img)
+    n_lines = int(rng.integers(2, 6))
+    band = side // n_lines
+    for k in range(n_lines):
+        font = ImageFont.load_default(size=int(rng.integers(14, min(40, band - 4) + 1)))
+        text = _words(rng, 4, 18)
+        x0, y0, x1, y1 = draw.textbbox((0, 0), text, font=font)
+        while x1 - x0 > side - 8 and len(text) > 3:
+            text = text[:-1].strip()
+            x0, y0, x1, y1 = draw.textbbox((0, 0), text, font=font)
+        x = int(rng.integers(4, max(5, side - (x1 - x0) - 4))) - x0
+        y = k * band + int(rng.integers(0, max(1, band - (y1 - y0)))) - y0
+        region = np.asarray(img.crop((x + x0, y + y0, x + x1, y + y1)), dtype=np.float64)
+        dark = region.size and region.mean() > 128
+        if photo:  # a plate behind the text, as on signs, so it stays readable
+            plate = tuple(int(v) for v in (rng.integers(200, 256, 3) if dark else rng.integers(0, 50, 3)))
+            draw.rectangle((x + x0 - 3, y + y0 - 3, x + x1 + 3, y + y1 + 3), fill=plate)
+        fg = tuple(int(v) for v in (rng.integers(0, 60, 3) if dark else rng.integers(200, 256, 3)))
+        draw.text((x, y), text, fill=fg, font=font)
+    return _ocr_norm(img)
+
+
+def _det_sets(rng, side: int, n_calib: int, n_eval: int):
+    import numpy as np
+    sets = []
+    for photos, n in zip(DET_PHOTOS, (n_calib, n_eval)):
+        imgs = []
+        for i in range(n):
+            kind = i % 4  # plain, noisy, photo, noisy photo
+            photo = photos[(i // 2) % len(photos)] if kind >= 2 else None
+            imgs.append(_det_image(rng, side, photo, noisy=kind % 2 == 1))
+        sets.append(np.concatenate(imgs))
+    return sets
+
+
+def _calib_audio():
+    """int16 clips for calibration, disjoint from the evaluation WAVs: the speech WAVs
+    sped up/slowed down, with other gains and added noise, plus louder noise alone."""
+    import numpy as np
+    rng = np.random.default_rng(TASK_SEED)
+    jarvis, _ = audio_f32("hey_jarvis")
+    sentence, _ = audio_f32("sentence")
+    clips = []
+    for x, speed, gain, noise in [(jarvis, 1.08, 0.7, 60), (jarvis, 0.93, 1.3, 150),
+                                  (sentence, 1.1, 0.8, 80), (sentence, 0.9, 1.2, 200)]:
+        y = resample(x.astype(np.float64), SPEECH_RATE, int(SPEECH_RATE / speed)) * gain
+        y = y + rng.normal(0, noise, y.size)
+        clips.append(np.concatenate([rng.normal(0, noise, SPEECH_RATE // 2), y,
+                                     rng.normal(0, noise, SPEECH_RATE // 4)]))
+    clips.append(rng.normal(0, 300, SPEECH_RATE))
+    return [to_i16(c) for c in clips]
+
+
+def _evenly(a, n: int):
+    import numpy as np
+    if len(a) <= n:
+        return a
+    return a[np.linspace(0, len(a) - 1, n).round().astype(np.int64)]
+
+
+def _silero_calib(model_file: str, clips, n: int):
+    """`n` streaming steps of the float model over `clips` (int16): input [n, 576] with
+    the 64-sample context, the state fed to each step [n, 2, 1, 128], sr [n]."""
+    import numpy as np
+    sess = session(ASSETS / "models" / model_file)
+    sr = np.array(SPEECH_RATE, np.int64)
+    xs, states = [], []
+    for clip in clips:
+        x = clip.astype(np.float32) / np.float32(32768.0)
+        state = np.zeros((2, 1, 128), np.float32)
+        ctx = np.zeros(64, np.float32)
+        for i in range(len(x) // 512):
+            frame = np.concatenate([ctx, x[i * 512:(i + 1) * 512]])[None, :]
+            xs.append(frame)
+            states.append(state)
+            _, state = sess.run(None, {"input": frame, "state": state, "sr": sr})
+            ctx = frame[0, -64:]
+    idx = _evenly(np.arange(len(xs)), n)
+    return {"input": np.concatenate([xs[i] for i in idx]).astype(np.float32),
+            "state": np.stack([states[i] for i in idx]).astype(np.float32),
+            "sr": np.full(len(idx), SPEECH_RATE, np.int64)}
+
+
+def _wakeword_calib(clips):
+    """Calibration inputs of the three openwakeword models from `clips` (int16)."""
+    import numpy as np
+    chunks, windows, feats = [], [], []
+    emb = session(ASSETS / "models" / "embedding_model.onnx")
+    for clip in clips:
+        # openwakeword's streaming melspectrogram call: 1280 new samples + 480 of history
+        starts = range(0, len(clip) - 1760 + 1, 1280)
+        chunks += [clip[s:s + 1760].astype(np.float32)[None, :] for s in _evenly(np.array(starts), 6)]
+        w = oww_windows(oww_melspec(clip))
+        windows.append(_evenly(w, 8))
+        e = emb.run(None, {"input_1": w})[0].reshape(w.shape[0], 96).astype(np.float32)
+        # every 16-embedding window (stride 1, as openwakeword predicts once per chunk)
+        if e.shape[0] < 16:  # as openwakeword's buffer starts: repeat the first embedding
+            e = np.concatenate([np.repeat(e[:1], 16 - e.shape[0], axis=0), e])
+        f = np.stack([e[i:i + 16] for i in range(e.shape[0] - 15)])
+        feats.append(_evenly(f, 8))
+    return (np.concatenate(chunks).astype(np.float32), np.concatenate(windows).astype(np.float32),
+            np.concatenate(feats).astype(np.float32))
+
+
+def build_taskdata():
+    import numpy as np
+    n_mnist = TASK_SIZES["mnist_calib"]
+    _savez("mnist_calib.npz", input=_mnist_calib(n_mnist))
+
+    rng = np.random.default_rng(TASK_SEED)
+    cal, ev = _line_sets(rng, 192, *TASK_SIZES["cls"], rotate=True)
+    _savez("ppocr_cls_calib.npz", x=cal)
+    # labels: 0 upright, 1 rotated 180° (ppocr cls label list ['0', '180'])
+    _savez("ppocr_cls_eval.npz", x=ev, labels=(np.arange(len(ev)) % 2).astype(np.int64))
+    cal, ev = _line_sets(rng, 320, *TASK_SIZES["rec"], rotate=False)
+    _savez("ppocr_rec_calib.npz", x=cal)
+    _savez("ppocr_rec_eval.npz", x=ev)
+    cal, ev = _det_sets(rng, TASK_SIZES["det_side"], *TASK_SIZES["det"])
+    _savez("ppocr_det_calib.npz", x=cal)
+    _savez("ppocr_det_eval.npz", x=ev)
+
+    clips = _calib_audio()
+    for model_file in ("silero_vad.onnx", "silero_vad_16k_op15.onnx"):
+        _savez(f"{model_file[:-5]}_calib.npz", **_silero_calib(model_file, clips, 48))
+    mel, emb, feats = _wakeword_calib(clips)
+    _savez("melspec_calib.npz", input=mel)
+    _savez("embedding_calib.npz", input_1=emb)
+    _savez("hey_jarvis_calib.npz", **{"x.1": feats})
+
+    # evaluation audio: the WAVs themselves; for the wake word, "hey jarvis" between
+    # 2 s and 1 s of silence, so that windows before, on and after it are scored
+    speech = {n: audio_f32(n)[0] for n in ("hey_jarvis", "sentence", NOISE_WAV)}
+    _savez("silero_eval.npz", **{n: (x.astype(np.float32) / np.float32(32768.0))
+                                 for n, x in speech.items()})
+    speech["hey_jarvis"] = np.concatenate([np.zeros(2 * SPEECH_RATE, np.int16), speech["hey_jarvis"],
+                                           np.zeros(SPEECH_RATE, np.int16)])
+    _savez("wakeword_eval.npz", **{n: x.astype(np.float32)[None, :] for n, x in speech.items()})
+    return {"mnist_calib": n_mnist, "cls": TASK_SIZES["cls"], "rec": TASK_SIZES["rec"],
+            "det": TASK_SIZES["det"], "silero_calib": 48, "melspec_calib": len(mel),
+            "embedding_calib": len(emb), "hey_jarvis_calib": len(feats)}
+
+
 # --- main ---------------------------------------------------------------------------
 
 def human(n: int) -> str:
@@ -739,6 +981,11 @@ def main() -> int:
     # versions recorded in reference keys without importing onnxruntime on a verify run
     import importlib.metadata as md
     reference_parts(parts, md.version("onnxruntime"))
+    parts.run("taskdata", {"gen": GEN_VERSION, "task_gen": TASK_GEN, "ort": md.version("onnxruntime"),
+                           "seed": TASK_SEED, "sizes": TASK_SIZES,
+                           "photos": DET_PHOTOS, "pillow": md.version("pillow"),
+                           "deps": {d: parts.file_hash(d) for d in TASK_DEPS}},
+              ["data/tasks"], build_taskdata)
 
     log("")
     log(f"assets: {ASSETS.relative_to(ROOT)}/  ({time.time() - t0:.1f}s)")

@@ -79,18 +79,20 @@ pub(crate) fn observe(
 
 /// Signal-to-noise ratio of pairs `(reference, test)` of values over every sample:
 /// runs `model` once per sample and compares output `pairs[i].0` with `pairs[i].1`.
+/// Also returns the element count of each reference value over all samples.
 pub(crate) fn pair_sqnr(
     model: &Model,
     pairs: &[(ValueId, ValueId)],
     samples: &[Sample],
     threads: usize,
     progress: &mut dyn FnMut(usize, usize),
-) -> Result<Vec<f64>, CompressError> {
+) -> Result<(Vec<f64>, Vec<usize>), CompressError> {
     let flat: Vec<ValueId> = pairs.iter().flat_map(|&(a, b)| [a, b]).collect();
     let (m, positions) = with_outputs(model, &flat);
     let mut s = session(m, threads)?;
     let mut signal = vec![0f64; pairs.len()];
     let mut noise = vec![0f64; pairs.len()];
+    let mut elements = vec![0usize; pairs.len()];
     for (i, sample) in samples.iter().enumerate() {
         let outputs = s.run(sample.clone())?;
         for k in 0..pairs.len() {
@@ -98,6 +100,7 @@ pub(crate) fn pair_sqnr(
                 &outputs[positions[2 * k]].1,
                 &outputs[positions[2 * k + 1]].1,
             );
+            elements[k] += a.len();
             if let (Some(a), Some(b)) = (f32_data(a), f32_data(b)) {
                 for (&x, &y) in a.iter().zip(b) {
                     signal[k] += (x as f64) * (x as f64);
@@ -107,11 +110,12 @@ pub(crate) fn pair_sqnr(
         }
         progress(i + 1, samples.len());
     }
-    Ok(signal
+    let sqnr = signal
         .iter()
         .zip(&noise)
         .map(|(&s, &n)| sqnr_db(s, n))
-        .collect())
+        .collect();
+    Ok((sqnr, elements))
 }
 
 fn sqnr_db(signal: f64, noise: f64) -> f64 {

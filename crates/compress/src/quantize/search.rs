@@ -24,9 +24,11 @@ pub(crate) struct Outcome {
 }
 
 /// Builds the fully quantized model, measures it, and when it misses
-/// `options.min_cosine`, keeps the layers with the largest own error in float:
-/// the fewest that meet the target, found by bisection over the layers sorted by
-/// their own SQNR (worst first).
+/// `options.min_cosine`, keeps layers in float: the shortest prefix that meets the
+/// target, found by bisection, of the layers ordered by their own quantization noise
+/// per multiply-add (relative noise power `10^(-SQNR/10)` divided by the layer's
+/// multiply-adds), so that cheap, noisy layers go back to float before the large
+/// layers where int8 saves the most time.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn search(
     float: &Model,
@@ -71,12 +73,24 @@ pub(crate) fn search(
     }
     // each candidate's own error, all in one model
     let (probe, pairs) = probe_model(float, candidates, plan)?;
-    let sqnr = measure::pair_sqnr(&probe, &pairs, &subset, options.threads, &mut |d, n| {
-        progress(Stage::Measuring, d, n)
-    })?;
+    let (sqnr, elements) =
+        measure::pair_sqnr(&probe, &pairs, &subset, options.threads, &mut |d, n| {
+            progress(Stage::Measuring, d, n)
+        })?;
     outcome.local_sqnr = sqnr.iter().map(|&s| Some(s)).collect();
+    let priority: Vec<f64> = candidates
+        .iter()
+        .enumerate()
+        .map(|(k, &i)| {
+            let t = &plan.targets[i];
+            let w = float.graph.values[t.weight].constant.as_deref();
+            let per_output = w.map_or(1, |w| w.len() / w.shape()[t.weight_axis()].max(1));
+            let macs = (elements[k] * per_output).max(1) as f64;
+            10f64.powf(-sqnr[k] / 10.0) / macs
+        })
+        .collect();
     let mut order: Vec<usize> = (0..candidates.len()).collect();
-    order.sort_by(|&a, &b| sqnr[a].total_cmp(&sqnr[b]));
+    order.sort_by(|&a, &b| priority[b].total_cmp(&priority[a]));
     // bisection on how many of the worst stay float: `lo` fails, `hi` meets
     let (mut lo, mut hi) = (0usize, candidates.len());
     let mut best: Option<(Model, Fidelity)> = None;
@@ -112,7 +126,7 @@ pub(crate) fn search(
         outcome.kept_float.push((
             candidates[k],
             format!(
-                "kept float for cosine >= {target}: own error rank {} of {} (SQNR {:.1} dB)",
+                "kept float for cosine >= {target}: rank {} of {} by own noise per multiply-add (SQNR {:.1} dB)",
                 rank + 1,
                 candidates.len(),
                 sqnr[k]

@@ -37,7 +37,7 @@ pub use fold::{fold_constants, FOLD_MAX_BYTES};
 pub use hardswish::{fuse_hardswish, HARDSWISH_OPSET};
 pub use inline_if::inline_ifs;
 pub use noop::remove_noops;
-pub use qdq::fuse_qdq;
+pub use qdq::{fold_into_quantized, fuse_qdq};
 pub use scale::fold_scale;
 
 use crate::{ReferenceFolder, RuntimeError};
@@ -208,8 +208,11 @@ pub fn optimize(
 ) -> Result<OptimizeReport, RuntimeError> {
     let opset = model.opset();
     let graph = &mut model.graph;
-    let passes: [(&'static str, bool, PassFn); 11] = [
+    let passes: [(&'static str, bool, PassFn); 12] = [
         ("fuse_qdq", options.fuse_quantized, |g, _| fuse_qdq(g)),
+        ("fold_into_quantized", options.fuse_quantized, |g, _| {
+            fold_into_quantized(g)
+        }),
         ("fold_constants", options.fold_constants, |g, _| {
             fold_constants(g)
         }),

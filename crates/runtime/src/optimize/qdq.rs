@@ -279,3 +279,133 @@ fn transpose(w: &Tensor) -> Tensor {
     }
     Tensor::from_vec(vec![c, r], out).expect("same element count")
 }
+
+/// Folds a `Mul` or `Add` by a per-output-channel constant that alone reads the
+/// output of a fused quantized op into that op: a factor multiplies the weight
+/// scales and the bias, a term adds to the bias (both exact rewrites of the float
+/// epilogue). Returns how many nodes it folded.
+pub fn fold_into_quantized(graph: &mut Graph) -> Result<usize, RuntimeError> {
+    let uses = Uses::of(graph);
+    let mut names = Names::of(graph);
+    let mut removed = vec![false; graph.nodes.len()];
+    let mut touched = vec![false; graph.nodes.len()];
+    let mut count = 0;
+    for i in 0..graph.nodes.len() {
+        let node = &graph.nodes[i];
+        let is_mul = match node.op {
+            Op::Elementwise(ElementwiseOp::Mul) => true,
+            Op::Elementwise(ElementwiseOp::Add) => false,
+            _ => continue,
+        };
+        let (Some(Some(a)), Some(Some(b)), Some(Some(out))) = (
+            node.inputs.first(),
+            node.inputs.get(1),
+            node.outputs.first(),
+        ) else {
+            continue;
+        };
+        let (a, b, out) = (*a, *b, *out);
+        let (y, c) = if constant(graph, b).is_some() {
+            (a, b)
+        } else {
+            (b, a)
+        };
+        let Some((p, _)) = uses.producer[y] else {
+            continue;
+        };
+        if uses.count[y] != 1 || uses.is_output[y] || touched[p] || removed[p] {
+            continue;
+        }
+        let conv = match graph.nodes[p].op {
+            Op::Quant(QuantOp::QuantizedConv(_)) => true,
+            Op::Quant(QuantOp::QuantizedMatMul) => false,
+            _ => continue,
+        };
+        let pn = &graph.nodes[p];
+        let (Some(Some(w)), Some(Some(s))) = (pn.inputs.get(3), pn.inputs.get(4)) else {
+            continue;
+        };
+        let (Some(wt), Some(st), Some(ct)) =
+            (constant(graph, *w), constant(graph, *s), constant(graph, c))
+        else {
+            continue;
+        };
+        let channels = if conv { wt.shape()[0] } else { wt.shape()[1] };
+        let Some(rank) = graph.values[y].info.rank() else {
+            continue;
+        };
+        let Some(factors) = per_channel(ct, rank, if conv { 1 } else { rank - 1 }, channels) else {
+            continue;
+        };
+        if graph.values[out].info != graph.values[y].info {
+            continue;
+        }
+        let scales: Vec<f32> = match st.as_slice::<f32>() {
+            Ok(v) if v.len() == channels => v.to_vec(),
+            Ok(v) if v.len() == 1 => vec![v[0]; channels],
+            _ => continue,
+        };
+        let bias: Option<Vec<f32>> = match pn.inputs.get(5).copied().flatten() {
+            Some(bv) => match constant(graph, bv).and_then(|t| t.as_slice::<f32>().ok()) {
+                Some(v) if v.len() == channels => Some(v.to_vec()),
+                _ => continue,
+            },
+            None => None,
+        };
+        let (scales, bias) = if is_mul {
+            let s: Vec<f32> = scales.iter().zip(&factors).map(|(a, f)| a * f).collect();
+            let b = bias.map(|b| b.iter().zip(&factors).map(|(a, f)| a * f).collect());
+            (s, b)
+        } else {
+            let b = match bias {
+                Some(b) => b.iter().zip(&factors).map(|(a, f)| a + f).collect(),
+                None => factors.clone(),
+            };
+            (scales, Some(b))
+        };
+        let base = graph.nodes[p].display_name(graph);
+        let s = Tensor::from_vec(vec![channels], scales)
+            .map_err(|e| RuntimeError::Graph(e.to_string()))?;
+        let s = add_constant(graph, &mut names, &format!("{base}_weight_scale"), s);
+        let b = match bias {
+            Some(b) => {
+                let t = Tensor::from_vec(vec![channels], b)
+                    .map_err(|e| RuntimeError::Graph(e.to_string()))?;
+                Some(add_constant(graph, &mut names, &format!("{base}_bias"), t))
+            }
+            None => None,
+        };
+        let pn = &mut graph.nodes[p];
+        pn.inputs[4] = Some(s);
+        pn.inputs.resize(6, None);
+        pn.inputs[5] = b;
+        pn.outputs[0] = Some(out);
+        removed[i] = true;
+        touched[p] = true;
+        count += 1;
+    }
+    if count > 0 {
+        super::util::finish(graph, "fold_into_quantized", &removed, Vec::new())?;
+    }
+    Ok(count)
+}
+
+/// The values of constant `c` per channel along `axis` of a rank-`rank` tensor with
+/// `channels` channels, when `c` broadcasts along that axis only.
+fn per_channel(c: &Tensor, rank: usize, axis: usize, channels: usize) -> Option<Vec<f32>> {
+    if c.dtype() != DType::F32 || c.rank() > rank {
+        return None;
+    }
+    let v = c.as_slice::<f32>().ok()?;
+    let offset = rank - c.rank();
+    for (d, &size) in c.shape().iter().enumerate() {
+        if d + offset != axis && size != 1 {
+            return None;
+        }
+    }
+    match v.len() {
+        1 => Some(vec![v[0]; channels]),
+        n if n == channels && (axis >= offset) => Some(v.to_vec()),
+        _ => None,
+    }
+}

@@ -7,7 +7,8 @@ use slimnet_tensor::DType;
 /// What kind of product a target is, which fixes the weight's output-channel axis.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum TargetKind {
-    /// 2-D convolution, weight `[M, C/group, kh, kw]`; output channels on axis 0.
+    /// 1-D or 2-D convolution, weight `[M, C/group, kh, kw]` (or `[M, C/group, k]`);
+    /// output channels on axis 0.
     Conv { depthwise: bool },
     /// `x · W` with `W` `[K, N]`: output channels on axis 1.
     MatMul,
@@ -42,7 +43,7 @@ impl Target {
 
 /// The quantizable nodes of `graph`'s main graph, in graph order. A node qualifies
 /// when its input 0 is a computed f32 value and its input 1 a constant f32 weight of
-/// the right rank: 4 for Conv, 2 for MatMul and Gemm (Gemm also needs `transA = 0`
+/// the right rank: 3 or 4 for Conv, 2 for MatMul and Gemm (Gemm also needs `transA = 0`
 /// and `alpha = 1`).
 pub(crate) fn find_targets(graph: &Graph) -> Vec<Target> {
     let mut out = Vec::new();
@@ -63,7 +64,7 @@ pub(crate) fn find_targets(graph: &Graph) -> Vec<Target> {
             continue;
         }
         let kind = match &node.op {
-            Op::Nn(NnOp::Conv(c)) if w.rank() == 4 => {
+            Op::Nn(NnOp::Conv(c)) if w.rank() == 4 || w.rank() == 3 => {
                 let depthwise =
                     c.group > 1 && w.shape()[1] == 1 && c.group as usize == w.shape()[0];
                 TargetKind::Conv { depthwise }

@@ -56,7 +56,7 @@ pub fn fuse_qdq(graph: &mut Graph) -> Result<usize, RuntimeError> {
         };
         let shape = wq.shape().to_vec();
         let rank_ok = match product {
-            Product::Conv(_) => shape.len() == 4,
+            Product::Conv(_) => shape.len() == 4 || shape.len() == 3,
             _ => shape.len() == 2,
         };
         let axis = match product {

@@ -517,7 +517,7 @@ impl KernelTable {
             }
         };
         let t = threads.count();
-        if t <= 1 || m * n * k < MIN_SPLIT_WORK || panels < 2 {
+        if t <= 1 || m.saturating_mul(n).saturating_mul(k) < MIN_SPLIT_WORK || panels < 2 {
             task(0, panels);
         } else {
             let per = panels.div_ceil(t);

@@ -373,3 +373,20 @@ fn bad_shapes_are_errors() {
         .qgemm_prepacked(&w, &[0; 10], 4, &mut c, 4, &epi, &th)
         .is_err());
 }
+
+#[test]
+fn table_picks_name_the_quantized_kernels() {
+    let f = CpuFeatures::detect();
+    for tier in Tier::ALL.into_iter().filter(|t| t.is_available(&f)) {
+        let t = KernelTable::for_tier(tier).unwrap();
+        let pick = |slot: &str| t.picks().into_iter().find(|p| p.0 == slot).map(|p| p.1);
+        let want = match tier {
+            Tier::Avx512 if f.avx512vnni => "qgemm_avx512vnni",
+            Tier::Avx512 | Tier::Avx2 => "qgemm_avx2",
+            _ => "qgemm_portable",
+        };
+        assert_eq!(pick("qgemm"), Some(want), "{tier}");
+        assert_eq!(t.qgemm_kernel(), want);
+        assert!(pick("quantize").is_some() && pick("gemm_q4").is_some());
+    }
+}

@@ -1,4 +1,5 @@
-//! `qconv2d` of every available tier (pointwise GEMM and u8 im2col paths), with 1 and
+//! `qconv2d` of every available tier (pointwise GEMM, u8 im2col and direct depthwise
+//! paths), with 1 and
 //! 2 threads, against a naive direct convolution in i64 whose padding is the input's
 //! zero point, followed by the same f32 epilogue: outputs match bit for bit with the
 //! identity and ReLU activations.
@@ -78,8 +79,10 @@ proptest! {
         sh in 1usize..3, sw in 1usize..3, dh in 1usize..3, dw in 1usize..3,
         pads in (0usize..3, 0usize..3, 0usize..3, 0usize..3),
         relu in any::<bool>(), bias in any::<bool>(), per_ch in any::<bool>(),
-        seed in any::<u64>(),
+        depthwise in any::<bool>(), seed in any::<u64>(),
     ) {
+        // Depthwise: one input and one output channel per group.
+        let (cg, mg, groups) = if depthwise { (1, 1, groups * cg) } else { (cg, mg, groups) };
         let p = Conv2dParams {
             batch, in_channels: cg * groups, in_h, in_w, out_channels: mg * groups,
             kernel_h: kh, kernel_w: kw, stride_h: sh, stride_w: sw,

@@ -1,11 +1,12 @@
 //! Int8 2-D convolution (NCHW, u8 input, s8 weights, f32 output with the fused
 //! epilogue of [`QEpilogue`]): pointwise convolutions as a GEMM on the input itself,
 //! every other one as a u8 im2col (padding with the input's zero point) in column
-//! blocks followed by a GEMM, per image and group.
+//! blocks followed by a GEMM, per image and group; depthwise ones directly.
 
 use super::{pack_qweights, PackedQWeights, QEpilogue};
 use crate::conv::Conv2dParams;
 use crate::error::KernelError;
+use crate::gemm::epilogue::act_scalar;
 use crate::parallel::Threads;
 use crate::table::KernelTable;
 
@@ -105,6 +106,106 @@ fn im2col_u8(p: &Conv2dParams, input: &[u8], pad: u8, j0: usize, nb: usize, out:
     }
 }
 
+/// A raw output pointer that threads write disjoint planes of.
+#[derive(Clone, Copy)]
+struct OutPtr(*mut f32);
+// SAFETY: every task writes its own planes of the output.
+unsafe impl Send for OutPtr {}
+// SAFETY: as above.
+unsafe impl Sync for OutPtr {}
+
+impl OutPtr {
+    /// The pointer (a method, so that closures capture the whole `Sync` wrapper).
+    fn get(self) -> *mut f32 {
+        self.0
+    }
+}
+
+/// Multiply-adds below which a depthwise convolution runs on the calling thread.
+const TINY_DEPTHWISE: usize = 1 << 18;
+
+/// The direct depthwise convolution (one input and one output channel per group):
+/// per output row, `acc[ow] = Σ (x − xz)·w` over the taps inside the input (padding
+/// taps add `(xz − xz)·w = 0`), which equals the GEMM's `acc − xz·wsum` exactly, then
+/// the same epilogue. The checks are the caller's.
+fn depthwise(
+    p: &Conv2dParams,
+    input: &[u8],
+    weights: &PackedQConvWeights,
+    epi: &QEpilogue,
+    output: &mut [f32],
+    threads: &Threads,
+) {
+    let (oh_n, ow_n, h, w) = (p.out_h(), p.out_w(), p.in_h, p.in_w);
+    let taps = p.kernel_h * p.kernel_w;
+    let planes = p.batch * p.in_channels;
+    let xz = epi.x_zero as i32;
+    let out = OutPtr(output.as_mut_ptr());
+    let plane_out = oh_n * ow_n;
+    let run = |c0: usize, c1: usize| {
+        let mut acc = vec![0i32; ow_n];
+        for pl in c0..c1 {
+            let c = pl % p.in_channels;
+            let wq = &weights.groups[c];
+            let wv = &wq.data[..taps];
+            let s = epi.x_scale * wq.scales[0];
+            let b = epi.bias.map_or(0.0, |v| v[c]);
+            let plane = &input[pl * h * w..(pl + 1) * h * w];
+            // SAFETY: plane `pl` of the output lies in the checked output and only
+            // this task writes it.
+            let o =
+                unsafe { std::slice::from_raw_parts_mut(out.get().add(pl * plane_out), plane_out) };
+            for oh in 0..oh_n {
+                acc.fill(0);
+                for kh in 0..p.kernel_h {
+                    let ih = (oh * p.stride_h + kh * p.dilation_h).wrapping_sub(p.pad_top);
+                    if ih >= h {
+                        continue;
+                    }
+                    let row = &plane[ih * w..(ih + 1) * w];
+                    for kw in 0..p.kernel_w {
+                        let off = kw * p.dilation_w;
+                        let lo = p
+                            .pad_left
+                            .saturating_sub(off)
+                            .div_ceil(p.stride_w)
+                            .min(ow_n);
+                        let hi = if w + p.pad_left > off {
+                            ((w - 1 + p.pad_left - off) / p.stride_w + 1).min(ow_n)
+                        } else {
+                            0
+                        }
+                        .max(lo);
+                        if hi == lo {
+                            continue;
+                        }
+                        let wt = wv[kh * p.kernel_w + kw] as i32;
+                        let first = lo * p.stride_w + off - p.pad_left;
+                        if p.stride_w == 1 {
+                            let src = &row[first..first + (hi - lo)];
+                            for (a, &x) in acc[lo..hi].iter_mut().zip(src) {
+                                *a += (x as i32 - xz) * wt;
+                            }
+                        } else {
+                            for (t, a) in acc[lo..hi].iter_mut().enumerate() {
+                                *a += (row[first + t * p.stride_w] as i32 - xz) * wt;
+                            }
+                        }
+                    }
+                }
+                for (d, &a) in o[oh * ow_n..(oh + 1) * ow_n].iter_mut().zip(&acc) {
+                    *d = act_scalar(a as f32 * s + b, epi.activation);
+                }
+            }
+        }
+    };
+    let t = threads.count().min(planes).max(1);
+    if t == 1 || planes * plane_out * taps < TINY_DEPTHWISE {
+        return run(0, planes);
+    }
+    threads.for_each(t, |i| run(i * planes / t, (i + 1) * planes / t));
+}
+
 impl KernelTable {
     /// Packs OIHW s8 weights (`p.weights_len()` values) with `scales` (one per output
     /// channel, or one for all) for [`KernelTable::qconv2d`].
@@ -144,8 +245,10 @@ impl KernelTable {
     /// sizes (`p.input_len()` values, zero point `epi.x_zero`, which is also the value
     /// of the padding) and f32 `output` (`p.output_len()` values); the epilogue of
     /// [`QEpilogue`] with channel = output channel (`epi.bias` holds one value per
-    /// output channel). Work is split over `threads`. Non-pointwise convolutions
-    /// allocate an im2col block of at most about 256 KiB per call.
+    /// output channel). Work is split over `threads`. Pointwise convolutions are one
+    /// GEMM on the input per image and group; depthwise ones are computed directly
+    /// (portable code); every other one allocates an im2col block of at most about
+    /// 256 KiB per call.
     ///
     /// Fails with [`KernelError::BadShape`] when `p` is invalid, the weights were packed
     /// for other parameters (batch and input size aside), or a slice is too short;
@@ -188,6 +291,10 @@ impl KernelTable {
             }
         }
         if p.output_len() == 0 {
+            return Ok(());
+        }
+        if p.is_depthwise() {
+            depthwise(p, input, weights, epi, output, threads);
             return Ok(());
         }
         let n = p.out_h() * p.out_w();

@@ -3,6 +3,7 @@
 //! every other one as a u8 im2col (padding with the input's zero point) in column
 //! blocks followed by a GEMM, per image and group; depthwise ones directly.
 
+use super::driver::PanelSrc;
 use super::{pack_qweights, PackedQWeights, QEpilogue};
 use crate::conv::Conv2dParams;
 use crate::error::KernelError;
@@ -120,6 +121,10 @@ impl OutPtr {
         self.0
     }
 }
+
+/// Multiply-adds below which an im2col convolution is not split into blocks over
+/// threads.
+const TINY_IM2COL: usize = 1 << 20;
 
 /// Multiply-adds below which a depthwise convolution runs on the calling thread.
 const TINY_DEPTHWISE: usize = 1 << 18;
@@ -310,6 +315,67 @@ impl KernelTable {
             (IM2COL_BLOCK / kg.max(1)).div_ceil(32).max(1) * 32
         }
         .min(n);
+        if !p.is_pointwise() {
+            let blocks = n.div_ceil(nb);
+            let items = p.batch * p.groups * blocks;
+            let t = threads.count();
+            let macs = (p.batch * n)
+                .saturating_mul(kg)
+                .saturating_mul(p.out_channels);
+            if t > 1 && items >= 2 * t && macs >= TINY_IM2COL {
+                // Blocks of columns spread over the threads, each with its own im2col
+                // buffer and a single-threaded GEMM.
+                let out = OutPtr(output.as_mut_ptr());
+                let out_len = output.len();
+                let single = Threads::single();
+                let failed = std::sync::atomic::AtomicBool::new(false);
+                threads.for_each(t, |ti| {
+                    let mut col = vec![0u8; kg * nb];
+                    for item in ti * items / t..(ti + 1) * items / t {
+                        let (bg, blk) = (item / blocks, item % blocks);
+                        let (b, g) = (bg / p.groups, bg % p.groups);
+                        let (j0, cols) = (blk * nb, nb.min(n - blk * nb));
+                        let src =
+                            &input[(b * p.in_channels + g * cg) * in_plane..][..cg * in_plane];
+                        im2col_u8(p, src, epi.x_zero, j0, cols, &mut col);
+                        let ge = QEpilogue {
+                            bias: epi.bias.map(|v| &v[g * mg..]),
+                            ..*epi
+                        };
+                        let at = (b * p.out_channels + g * mg) * n + j0;
+                        let panels = PanelSrc::Raw {
+                            ptr: col.as_ptr(),
+                            ldb: cols,
+                        };
+                        // SAFETY: this item alone writes columns `j0..j0 + cols` of
+                        // its image's group rows, which lie inside the checked output
+                        // (`at + (mg-1)*n + cols <= out_len`); `col` holds `kg` rows of
+                        // `cols` columns.
+                        let r = unsafe {
+                            self.qgemm_left_raw(
+                                &weights.groups[g],
+                                panels,
+                                cols,
+                                out.get().add(at),
+                                out_len - at,
+                                n,
+                                &ge,
+                                &single,
+                            )
+                        };
+                        if r.is_err() {
+                            failed.store(true, std::sync::atomic::Ordering::Relaxed);
+                        }
+                    }
+                });
+                if failed.into_inner() {
+                    return Err(KernelError::BadShape(
+                        "internal int8 im2col GEMM shape mismatch".into(),
+                    ));
+                }
+                return Ok(());
+            }
+        }
         let mut col = vec![0u8; kg * nb];
         for b in 0..p.batch {
             for (g, w) in weights.groups.iter().enumerate() {

@@ -143,6 +143,23 @@ fn main() {
                 ops / tf / 1e9
             );
             if kn == 1024 {
+                // Many rows, weights on the right (MatMul): int8 against f32.
+                let m = 256;
+                let xq: Vec<u8> = (0..m * k).map(|i| (i * 3 % 256) as u8).collect();
+                let xm: Vec<f32> = xq.iter().map(|&v| v as f32).collect();
+                let mut om = vec![0.0f32; m * n];
+                let t8 = time(|| t.qgemm_rhs(&xq, k, m, &p8, &mut om, n, &qe, &th).unwrap());
+                let w8f: Vec<f32> = w8.iter().map(|&v| v as f32).collect();
+                let pb8 = t.pack_b(k, n, &w8f, n).unwrap();
+                let tf = time(|| {
+                    t.sgemm_packed_b(&xm, k, m, &pb8, &mut om, n, &fe, &th)
+                        .unwrap()
+                });
+                println!(
+                    "  m=256 k=n={kn:5}: int8 {:6.1} GOPS   f32 {:6.1} GOPS (weights on the right)",
+                    ops * m as f64 / t8 / 1e9,
+                    ops * m as f64 / tf / 1e9
+                );
                 // Many rows: int4 unpacked once per 4 rows, against the f32 sgemm.
                 let m = 64;
                 let xm: Vec<f32> = (0..m * k).map(|i| (i % 17) as f32 * 0.1 - 0.8).collect();

@@ -88,9 +88,9 @@ fn im2col_u8(p: &Conv2dParams, input: &[u8], pad: u8, j0: usize, nb: usize, out:
                         let (a, b) = (lo.clamp(ow, ow + len), hi.clamp(ow, ow + len));
                         d[..a - ow].fill(pad);
                         d[b - ow..].fill(pad);
-                        let first = a * p.stride_w + off_w - p.pad_left;
+                        // Taps `a..b` lie in the input (none when `a == b`).
+                        let first = (a * p.stride_w + off_w).wrapping_sub(p.pad_left);
                         if b == a {
-                            // Every tap of the run falls in the padding.
                         } else if p.stride_w == 1 {
                             d[a - ow..b - ow].copy_from_slice(&src[first..first + (b - a)]);
                         } else {

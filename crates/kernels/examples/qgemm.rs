@@ -111,6 +111,42 @@ fn main() {
                 ops / tq / 1e9,
                 ops / tf / 1e9
             );
+            // Depthwise 3x3, 144 channels on 56x56.
+            let p = Conv2dParams {
+                in_channels: 144,
+                out_channels: 144,
+                groups: 144,
+                in_h: 56,
+                in_w: 56,
+                ..p
+            };
+            let ops = 2.0 * (p.output_len() * 9) as f64;
+            let w: Vec<i8> = (0..p.weights_len()).map(|i| (i * 7 % 255) as i8).collect();
+            let x: Vec<u8> = (0..p.input_len()).map(|i| (i * 5 % 256) as u8).collect();
+            let pw = t.pack_qconv_weights(&p, &w, &[0.01]).unwrap();
+            let mut out = vec![0.0f32; p.output_len()];
+            let tq = time(|| t.qconv2d(&p, &x, &pw, &qe, &mut out, &th).unwrap());
+            let wf: Vec<f32> = w.iter().map(|&v| v as f32).collect();
+            let xf: Vec<f32> = x.iter().map(|&v| v as f32).collect();
+            let pf = t.pack_conv_weights(&p, &wf).unwrap();
+            let tf = time(|| {
+                t.conv2d(
+                    &p,
+                    &xf,
+                    &pf,
+                    None,
+                    Activation::Identity,
+                    &mut out,
+                    &mut [],
+                    &th,
+                )
+                .unwrap()
+            });
+            println!(
+                "  depthwise 3x3 144ch 56x56:  int8 {:7.1} GOPS   f32 {:7.1} GOPS",
+                ops / tq / 1e9,
+                ops / tf / 1e9
+            );
         }
         for kn in [1024usize, 4096] {
             let (k, n) = (kn, kn);

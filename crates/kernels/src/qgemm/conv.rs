@@ -4,8 +4,9 @@
 //! blocks followed by a GEMM, per image and group; depthwise ones directly.
 
 use super::driver::PanelSrc;
-use super::{pack_qweights, PackedQWeights, QEpilogue};
+use super::{pack_qweights, PackedQWeights, QEpilogue, QKernel};
 use crate::conv::Conv2dParams;
+use crate::epilogue::Activation;
 use crate::error::KernelError;
 use crate::gemm::epilogue::act_scalar;
 use crate::parallel::Threads;
@@ -129,6 +130,88 @@ const TINY_IM2COL: usize = 1 << 20;
 /// Multiply-adds below which a depthwise convolution runs on the calling thread.
 const TINY_DEPTHWISE: usize = 1 << 18;
 
+/// One plane of the depthwise convolution: `o` (`out_h·out_w` values) from `plane`
+/// (`in_h·in_w` values) and the channel's `kernel_h·kernel_w` weights `wv`; `acc`
+/// holds `out_w` values of scratch.
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+fn dw_plane(
+    p: &Conv2dParams,
+    plane: &[u8],
+    wv: &[i8],
+    xz: i32,
+    s: f32,
+    b: f32,
+    act: Activation,
+    acc: &mut [i32],
+    o: &mut [f32],
+) {
+    let (oh_n, ow_n, h, w) = (p.out_h(), p.out_w(), p.in_h, p.in_w);
+    for oh in 0..oh_n {
+        acc.fill(0);
+        for kh in 0..p.kernel_h {
+            let ih = (oh * p.stride_h + kh * p.dilation_h).wrapping_sub(p.pad_top);
+            if ih >= h {
+                continue;
+            }
+            let row = &plane[ih * w..(ih + 1) * w];
+            for kw in 0..p.kernel_w {
+                let off = kw * p.dilation_w;
+                let lo = p
+                    .pad_left
+                    .saturating_sub(off)
+                    .div_ceil(p.stride_w)
+                    .min(ow_n);
+                let hi = if w + p.pad_left > off {
+                    ((w - 1 + p.pad_left - off) / p.stride_w + 1).min(ow_n)
+                } else {
+                    0
+                }
+                .max(lo);
+                if hi == lo {
+                    continue;
+                }
+                let wt = wv[kh * p.kernel_w + kw] as i32;
+                let first = lo * p.stride_w + off - p.pad_left;
+                if p.stride_w == 1 {
+                    let src = &row[first..first + (hi - lo)];
+                    for (a, &x) in acc[lo..hi].iter_mut().zip(src) {
+                        *a += (x as i32 - xz) * wt;
+                    }
+                } else {
+                    for (t, a) in acc[lo..hi].iter_mut().enumerate() {
+                        *a += (row[first + t * p.stride_w] as i32 - xz) * wt;
+                    }
+                }
+            }
+        }
+        for (d, &a) in o[oh * ow_n..(oh + 1) * ow_n].iter_mut().zip(acc.iter()) {
+            *d = act_scalar(a as f32 * s + b, act);
+        }
+    }
+}
+
+/// [`dw_plane`] compiled for AVX2, so that its loops are vectorized with it.
+///
+/// # Safety
+/// AVX2 present.
+#[cfg(target_arch = "x86_64")]
+#[allow(clippy::too_many_arguments)]
+#[target_feature(enable = "avx2")]
+unsafe fn dw_plane_avx2(
+    p: &Conv2dParams,
+    plane: &[u8],
+    wv: &[i8],
+    xz: i32,
+    s: f32,
+    b: f32,
+    act: Activation,
+    acc: &mut [i32],
+    o: &mut [f32],
+) {
+    dw_plane(p, plane, wv, xz, s, b, act, acc, o)
+}
+
 /// The direct depthwise convolution (one input and one output channel per group):
 /// per output row, `acc[ow] = Σ (x − xz)·w` over the taps inside the input (padding
 /// taps add `(xz − xz)·w = 0`), which equals the GEMM's `acc − xz·wsum` exactly, then
@@ -140,8 +223,10 @@ fn depthwise(
     epi: &QEpilogue,
     output: &mut [f32],
     threads: &Threads,
+    kern: QKernel,
 ) {
     let (oh_n, ow_n, h, w) = (p.out_h(), p.out_w(), p.in_h, p.in_w);
+    let vector = kern != QKernel::Portable;
     let taps = p.kernel_h * p.kernel_w;
     let planes = p.batch * p.in_channels;
     let xz = epi.x_zero as i32;
@@ -160,48 +245,13 @@ fn depthwise(
             // this task writes it.
             let o =
                 unsafe { std::slice::from_raw_parts_mut(out.get().add(pl * plane_out), plane_out) };
-            for oh in 0..oh_n {
-                acc.fill(0);
-                for kh in 0..p.kernel_h {
-                    let ih = (oh * p.stride_h + kh * p.dilation_h).wrapping_sub(p.pad_top);
-                    if ih >= h {
-                        continue;
-                    }
-                    let row = &plane[ih * w..(ih + 1) * w];
-                    for kw in 0..p.kernel_w {
-                        let off = kw * p.dilation_w;
-                        let lo = p
-                            .pad_left
-                            .saturating_sub(off)
-                            .div_ceil(p.stride_w)
-                            .min(ow_n);
-                        let hi = if w + p.pad_left > off {
-                            ((w - 1 + p.pad_left - off) / p.stride_w + 1).min(ow_n)
-                        } else {
-                            0
-                        }
-                        .max(lo);
-                        if hi == lo {
-                            continue;
-                        }
-                        let wt = wv[kh * p.kernel_w + kw] as i32;
-                        let first = lo * p.stride_w + off - p.pad_left;
-                        if p.stride_w == 1 {
-                            let src = &row[first..first + (hi - lo)];
-                            for (a, &x) in acc[lo..hi].iter_mut().zip(src) {
-                                *a += (x as i32 - xz) * wt;
-                            }
-                        } else {
-                            for (t, a) in acc[lo..hi].iter_mut().enumerate() {
-                                *a += (row[first + t * p.stride_w] as i32 - xz) * wt;
-                            }
-                        }
-                    }
-                }
-                for (d, &a) in o[oh * ow_n..(oh + 1) * ow_n].iter_mut().zip(&acc) {
-                    *d = act_scalar(a as f32 * s + b, epi.activation);
-                }
+            #[cfg(target_arch = "x86_64")]
+            if vector {
+                // SAFETY: the table's int8 kernel is AVX2 or VNNI, so AVX2 is present.
+                unsafe { dw_plane_avx2(p, plane, wv, xz, s, b, epi.activation, &mut acc, o) };
+                continue;
             }
+            dw_plane(p, plane, wv, xz, s, b, epi.activation, &mut acc, o);
         }
     };
     let t = threads.count().min(planes).max(1);
@@ -299,7 +349,7 @@ impl KernelTable {
             return Ok(());
         }
         if p.is_depthwise() {
-            depthwise(p, input, weights, epi, output, threads);
+            depthwise(p, input, weights, epi, output, threads, self.quant.q8);
             return Ok(());
         }
         let n = p.out_h() * p.out_w();

@@ -111,6 +111,42 @@ fn main() {
                 ops / tq / 1e9,
                 ops / tf / 1e9
             );
+            // Depthwise 3x3, 144 channels on 56x56.
+            let p = Conv2dParams {
+                in_channels: 144,
+                out_channels: 144,
+                groups: 144,
+                in_h: 56,
+                in_w: 56,
+                ..p
+            };
+            let ops = 2.0 * (p.output_len() * 9) as f64;
+            let w: Vec<i8> = (0..p.weights_len()).map(|i| (i * 7 % 255) as i8).collect();
+            let x: Vec<u8> = (0..p.input_len()).map(|i| (i * 5 % 256) as u8).collect();
+            let pw = t.pack_qconv_weights(&p, &w, &[0.01]).unwrap();
+            let mut out = vec![0.0f32; p.output_len()];
+            let tq = time(|| t.qconv2d(&p, &x, &pw, &qe, &mut out, &th).unwrap());
+            let wf: Vec<f32> = w.iter().map(|&v| v as f32).collect();
+            let xf: Vec<f32> = x.iter().map(|&v| v as f32).collect();
+            let pf = t.pack_conv_weights(&p, &wf).unwrap();
+            let tf = time(|| {
+                t.conv2d(
+                    &p,
+                    &xf,
+                    &pf,
+                    None,
+                    Activation::Identity,
+                    &mut out,
+                    &mut [],
+                    &th,
+                )
+                .unwrap()
+            });
+            println!(
+                "  depthwise 3x3 144ch 56x56:  int8 {:7.1} GOPS   f32 {:7.1} GOPS",
+                ops / tq / 1e9,
+                ops / tf / 1e9
+            );
         }
         for kn in [1024usize, 4096] {
             let (k, n) = (kn, kn);
@@ -143,6 +179,23 @@ fn main() {
                 ops / tf / 1e9
             );
             if kn == 1024 {
+                // Many rows, weights on the right (MatMul): int8 against f32.
+                let m = 256;
+                let xq: Vec<u8> = (0..m * k).map(|i| (i * 3 % 256) as u8).collect();
+                let xm: Vec<f32> = xq.iter().map(|&v| v as f32).collect();
+                let mut om = vec![0.0f32; m * n];
+                let t8 = time(|| t.qgemm_rhs(&xq, k, m, &p8, &mut om, n, &qe, &th).unwrap());
+                let w8f: Vec<f32> = w8.iter().map(|&v| v as f32).collect();
+                let pb8 = t.pack_b(k, n, &w8f, n).unwrap();
+                let tf = time(|| {
+                    t.sgemm_packed_b(&xm, k, m, &pb8, &mut om, n, &fe, &th)
+                        .unwrap()
+                });
+                println!(
+                    "  m=256 k=n={kn:5}: int8 {:6.1} GOPS   f32 {:6.1} GOPS (weights on the right)",
+                    ops * m as f64 / t8 / 1e9,
+                    ops * m as f64 / tf / 1e9
+                );
                 // Many rows: int4 unpacked once per 4 rows, against the f32 sgemm.
                 let m = 64;
                 let xm: Vec<f32> = (0..m * k).map(|i| (i % 17) as f32 * 0.1 - 0.8).collect();

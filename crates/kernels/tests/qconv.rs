@@ -1,4 +1,5 @@
-//! `qconv2d` of every available tier (pointwise GEMM and u8 im2col paths), with 1 and
+//! `qconv2d` of every available tier (pointwise GEMM, u8 im2col and direct depthwise
+//! paths), with 1 and
 //! 2 threads, against a naive direct convolution in i64 whose padding is the input's
 //! zero point, followed by the same f32 epilogue: outputs match bit for bit with the
 //! identity and ReLU activations.
@@ -78,8 +79,10 @@ proptest! {
         sh in 1usize..3, sw in 1usize..3, dh in 1usize..3, dw in 1usize..3,
         pads in (0usize..3, 0usize..3, 0usize..3, 0usize..3),
         relu in any::<bool>(), bias in any::<bool>(), per_ch in any::<bool>(),
-        seed in any::<u64>(),
+        depthwise in any::<bool>(), seed in any::<u64>(),
     ) {
+        // Depthwise: one input and one output channel per group.
+        let (cg, mg, groups) = if depthwise { (1, 1, groups * cg) } else { (cg, mg, groups) };
         let p = Conv2dParams {
             batch, in_channels: cg * groups, in_h, in_w, out_channels: mg * groups,
             kernel_h: kh, kernel_w: kw, stride_h: sh, stride_w: sw,
@@ -88,31 +91,7 @@ proptest! {
             groups,
         };
         prop_assume!(p.check().is_ok());
-        let mut s = seed | 1;
-        let mut rnd = move || { s ^= s << 13; s ^= s >> 7; s ^= s << 17; s };
-        let x: Vec<u8> = (0..p.input_len()).map(|_| rnd() as u8).collect();
-        let w: Vec<i8> = (0..p.weights_len()).map(|_| rnd() as i8).collect();
-        let scales: Vec<f32> = (0..if per_ch { p.out_channels } else { 1 })
-            .map(|_| (rnd() % 1000) as f32 * 1e-4 + 1e-3)
-            .collect();
-        let bias_v: Vec<f32> = (0..p.out_channels).map(|_| (rnd() % 200) as f32 * 0.01 - 1.0).collect();
-        let e = QEpilogue {
-            x_scale: 0.017,
-            x_zero: rnd() as u8,
-            bias: bias.then_some(&bias_v[..]),
-            activation: if relu { Activation::Relu } else { Activation::Identity },
-        };
-        let want = naive(&p, &x, &w, &scales, &e);
-        for t in tables() {
-            let packed = t.pack_qconv_weights(&p, &w, &scales).unwrap();
-            for th in [Threads::single(), Threads::new(2).unwrap()] {
-                let mut got = vec![f32::NAN; p.output_len()];
-                t.qconv2d(&p, &x, &packed, &e, &mut got, &th).unwrap();
-                for (i, (g, w)) in got.iter().zip(&want).enumerate() {
-                    prop_assert!(g.to_bits() == w.to_bits(), "{} {p:?} at {i}: {g} vs {w}", t.tier());
-                }
-            }
-        }
+        check(&p, relu, bias, per_ch, seed);
     }
 }
 
@@ -157,4 +136,81 @@ fn qconv2d_rejects_bad_input() {
     // Every input equals the zero point, so the output is zero, padding included.
     t.qconv2d(&p, &x, &packed, &e, &mut out, &th).unwrap();
     assert!(out.iter().all(|&v| v == 0.0));
+}
+
+fn check(p: &Conv2dParams, relu: bool, bias: bool, per_ch: bool, seed: u64) {
+    let p = *p;
+    let mut s = seed | 1;
+    let mut rnd = move || {
+        s ^= s << 13;
+        s ^= s >> 7;
+        s ^= s << 17;
+        s
+    };
+    let x: Vec<u8> = (0..p.input_len()).map(|_| rnd() as u8).collect();
+    let w: Vec<i8> = (0..p.weights_len()).map(|_| rnd() as i8).collect();
+    let scales: Vec<f32> = (0..if per_ch { p.out_channels } else { 1 })
+        .map(|_| (rnd() % 1000) as f32 * 1e-4 + 1e-3)
+        .collect();
+    let bias_v: Vec<f32> = (0..p.out_channels)
+        .map(|_| (rnd() % 200) as f32 * 0.01 - 1.0)
+        .collect();
+    let e = QEpilogue {
+        x_scale: 0.017,
+        x_zero: rnd() as u8,
+        bias: bias.then_some(&bias_v[..]),
+        activation: if relu {
+            Activation::Relu
+        } else {
+            Activation::Identity
+        },
+    };
+    let want = naive(&p, &x, &w, &scales, &e);
+    for t in tables() {
+        let packed = t.pack_qconv_weights(&p, &w, &scales).unwrap();
+        for th in [Threads::single(), Threads::new(2).unwrap()] {
+            let mut got = vec![f32::NAN; p.output_len()];
+            t.qconv2d(&p, &x, &packed, &e, &mut got, &th).unwrap();
+            for (i, (g, w)) in got.iter().zip(&want).enumerate() {
+                assert!(
+                    g.to_bits() == w.to_bits(),
+                    "{} {p:?} at {i}: {g} vs {w}",
+                    t.tier()
+                );
+            }
+        }
+    }
+}
+
+/// Large enough for the im2col blocks to be spread over two threads.
+#[test]
+fn qconv2d_blocks_over_threads() {
+    let p = Conv2dParams {
+        batch: 2,
+        in_channels: 8,
+        in_h: 40,
+        in_w: 37,
+        out_channels: 18,
+        kernel_h: 3,
+        kernel_w: 3,
+        stride_h: 1,
+        stride_w: 1,
+        dilation_h: 1,
+        dilation_w: 1,
+        pad_top: 1,
+        pad_left: 2,
+        pad_bottom: 0,
+        pad_right: 1,
+        groups: 2,
+    };
+    check(&p, true, true, true, 11);
+    let p = Conv2dParams {
+        in_channels: 64,
+        out_channels: 64,
+        groups: 1,
+        in_h: 60,
+        in_w: 61,
+        ..p
+    };
+    check(&p, false, false, false, 12);
 }

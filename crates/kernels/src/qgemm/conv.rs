@@ -1,11 +1,14 @@
 //! Int8 2-D convolution (NCHW, u8 input, s8 weights, f32 output with the fused
 //! epilogue of [`QEpilogue`]): pointwise convolutions as a GEMM on the input itself,
 //! every other one as a u8 im2col (padding with the input's zero point) in column
-//! blocks followed by a GEMM, per image and group.
+//! blocks followed by a GEMM, per image and group; depthwise ones directly.
 
-use super::{pack_qweights, PackedQWeights, QEpilogue};
+use super::driver::PanelSrc;
+use super::{pack_qweights, PackedQWeights, QEpilogue, QKernel};
 use crate::conv::Conv2dParams;
+use crate::epilogue::Activation;
 use crate::error::KernelError;
+use crate::gemm::epilogue::act_scalar;
 use crate::parallel::Threads;
 use crate::table::KernelTable;
 
@@ -86,9 +89,9 @@ fn im2col_u8(p: &Conv2dParams, input: &[u8], pad: u8, j0: usize, nb: usize, out:
                         let (a, b) = (lo.clamp(ow, ow + len), hi.clamp(ow, ow + len));
                         d[..a - ow].fill(pad);
                         d[b - ow..].fill(pad);
-                        let first = a * p.stride_w + off_w - p.pad_left;
+                        // Taps `a..b` lie in the input (none when `a == b`).
+                        let first = (a * p.stride_w + off_w).wrapping_sub(p.pad_left);
                         if b == a {
-                            // Every tap of the run falls in the padding.
                         } else if p.stride_w == 1 {
                             d[a - ow..b - ow].copy_from_slice(&src[first..first + (b - a)]);
                         } else {
@@ -103,6 +106,159 @@ fn im2col_u8(p: &Conv2dParams, input: &[u8], pad: u8, j0: usize, nb: usize, out:
             }
         }
     }
+}
+
+/// A raw output pointer that threads write disjoint planes of.
+#[derive(Clone, Copy)]
+struct OutPtr(*mut f32);
+// SAFETY: every task writes its own planes of the output.
+unsafe impl Send for OutPtr {}
+// SAFETY: as above.
+unsafe impl Sync for OutPtr {}
+
+impl OutPtr {
+    /// The pointer (a method, so that closures capture the whole `Sync` wrapper).
+    fn get(self) -> *mut f32 {
+        self.0
+    }
+}
+
+/// Multiply-adds below which an im2col convolution is not split into blocks over
+/// threads.
+const TINY_IM2COL: usize = 1 << 20;
+
+/// Multiply-adds below which a depthwise convolution runs on the calling thread.
+const TINY_DEPTHWISE: usize = 1 << 18;
+
+/// One plane of the depthwise convolution: `o` (`out_h·out_w` values) from `plane`
+/// (`in_h·in_w` values) and the channel's `kernel_h·kernel_w` weights `wv`; `acc`
+/// holds `out_w` values of scratch.
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+fn dw_plane(
+    p: &Conv2dParams,
+    plane: &[u8],
+    wv: &[i8],
+    xz: i32,
+    s: f32,
+    b: f32,
+    act: Activation,
+    acc: &mut [i32],
+    o: &mut [f32],
+) {
+    let (oh_n, ow_n, h, w) = (p.out_h(), p.out_w(), p.in_h, p.in_w);
+    for oh in 0..oh_n {
+        acc.fill(0);
+        for kh in 0..p.kernel_h {
+            let ih = (oh * p.stride_h + kh * p.dilation_h).wrapping_sub(p.pad_top);
+            if ih >= h {
+                continue;
+            }
+            let row = &plane[ih * w..(ih + 1) * w];
+            for kw in 0..p.kernel_w {
+                let off = kw * p.dilation_w;
+                let lo = p
+                    .pad_left
+                    .saturating_sub(off)
+                    .div_ceil(p.stride_w)
+                    .min(ow_n);
+                let hi = if w + p.pad_left > off {
+                    ((w - 1 + p.pad_left - off) / p.stride_w + 1).min(ow_n)
+                } else {
+                    0
+                }
+                .max(lo);
+                if hi == lo {
+                    continue;
+                }
+                let wt = wv[kh * p.kernel_w + kw] as i32;
+                let first = lo * p.stride_w + off - p.pad_left;
+                if p.stride_w == 1 {
+                    let src = &row[first..first + (hi - lo)];
+                    for (a, &x) in acc[lo..hi].iter_mut().zip(src) {
+                        *a += (x as i32 - xz) * wt;
+                    }
+                } else {
+                    for (t, a) in acc[lo..hi].iter_mut().enumerate() {
+                        *a += (row[first + t * p.stride_w] as i32 - xz) * wt;
+                    }
+                }
+            }
+        }
+        for (d, &a) in o[oh * ow_n..(oh + 1) * ow_n].iter_mut().zip(acc.iter()) {
+            *d = act_scalar(a as f32 * s + b, act);
+        }
+    }
+}
+
+/// [`dw_plane`] compiled for AVX2, so that its loops are vectorized with it.
+///
+/// # Safety
+/// AVX2 present.
+#[cfg(target_arch = "x86_64")]
+#[allow(clippy::too_many_arguments)]
+#[target_feature(enable = "avx2")]
+unsafe fn dw_plane_avx2(
+    p: &Conv2dParams,
+    plane: &[u8],
+    wv: &[i8],
+    xz: i32,
+    s: f32,
+    b: f32,
+    act: Activation,
+    acc: &mut [i32],
+    o: &mut [f32],
+) {
+    dw_plane(p, plane, wv, xz, s, b, act, acc, o)
+}
+
+/// The direct depthwise convolution (one input and one output channel per group):
+/// per output row, `acc[ow] = Σ (x − xz)·w` over the taps inside the input (padding
+/// taps add `(xz − xz)·w = 0`), which equals the GEMM's `acc − xz·wsum` exactly, then
+/// the same epilogue. The checks are the caller's.
+fn depthwise(
+    p: &Conv2dParams,
+    input: &[u8],
+    weights: &PackedQConvWeights,
+    epi: &QEpilogue,
+    output: &mut [f32],
+    threads: &Threads,
+    kern: QKernel,
+) {
+    let (oh_n, ow_n, h, w) = (p.out_h(), p.out_w(), p.in_h, p.in_w);
+    let vector = kern != QKernel::Portable;
+    let taps = p.kernel_h * p.kernel_w;
+    let planes = p.batch * p.in_channels;
+    let xz = epi.x_zero as i32;
+    let out = OutPtr(output.as_mut_ptr());
+    let plane_out = oh_n * ow_n;
+    let run = |c0: usize, c1: usize| {
+        let mut acc = vec![0i32; ow_n];
+        for pl in c0..c1 {
+            let c = pl % p.in_channels;
+            let wq = &weights.groups[c];
+            let wv = &wq.data[..taps];
+            let s = epi.x_scale * wq.scales[0];
+            let b = epi.bias.map_or(0.0, |v| v[c]);
+            let plane = &input[pl * h * w..(pl + 1) * h * w];
+            // SAFETY: plane `pl` of the output lies in the checked output and only
+            // this task writes it.
+            let o =
+                unsafe { std::slice::from_raw_parts_mut(out.get().add(pl * plane_out), plane_out) };
+            #[cfg(target_arch = "x86_64")]
+            if vector {
+                // SAFETY: the table's int8 kernel is AVX2 or VNNI, so AVX2 is present.
+                unsafe { dw_plane_avx2(p, plane, wv, xz, s, b, epi.activation, &mut acc, o) };
+                continue;
+            }
+            dw_plane(p, plane, wv, xz, s, b, epi.activation, &mut acc, o);
+        }
+    };
+    let t = threads.count().min(planes).max(1);
+    if t == 1 || planes * plane_out * taps < TINY_DEPTHWISE {
+        return run(0, planes);
+    }
+    threads.for_each(t, |i| run(i * planes / t, (i + 1) * planes / t));
 }
 
 impl KernelTable {
@@ -144,8 +300,10 @@ impl KernelTable {
     /// sizes (`p.input_len()` values, zero point `epi.x_zero`, which is also the value
     /// of the padding) and f32 `output` (`p.output_len()` values); the epilogue of
     /// [`QEpilogue`] with channel = output channel (`epi.bias` holds one value per
-    /// output channel). Work is split over `threads`. Non-pointwise convolutions
-    /// allocate an im2col block of at most about 256 KiB per call.
+    /// output channel). Work is split over `threads`. Pointwise convolutions are one
+    /// GEMM on the input per image and group; depthwise ones are computed directly
+    /// (portable code); every other one allocates an im2col block of at most about
+    /// 256 KiB per call.
     ///
     /// Fails with [`KernelError::BadShape`] when `p` is invalid, the weights were packed
     /// for other parameters (batch and input size aside), or a slice is too short;
@@ -190,6 +348,10 @@ impl KernelTable {
         if p.output_len() == 0 {
             return Ok(());
         }
+        if p.is_depthwise() {
+            depthwise(p, input, weights, epi, output, threads, self.quant.q8);
+            return Ok(());
+        }
         let n = p.out_h() * p.out_w();
         let in_plane = p.in_h * p.in_w;
         let (mg, cg, kg) = (
@@ -203,6 +365,67 @@ impl KernelTable {
             (IM2COL_BLOCK / kg.max(1)).div_ceil(32).max(1) * 32
         }
         .min(n);
+        if !p.is_pointwise() {
+            let blocks = n.div_ceil(nb);
+            let items = p.batch * p.groups * blocks;
+            let t = threads.count();
+            let macs = (p.batch * n)
+                .saturating_mul(kg)
+                .saturating_mul(p.out_channels);
+            if t > 1 && items >= 2 * t && macs >= TINY_IM2COL {
+                // Blocks of columns spread over the threads, each with its own im2col
+                // buffer and a single-threaded GEMM.
+                let out = OutPtr(output.as_mut_ptr());
+                let out_len = output.len();
+                let single = Threads::single();
+                let failed = std::sync::atomic::AtomicBool::new(false);
+                threads.for_each(t, |ti| {
+                    let mut col = vec![0u8; kg * nb];
+                    for item in ti * items / t..(ti + 1) * items / t {
+                        let (bg, blk) = (item / blocks, item % blocks);
+                        let (b, g) = (bg / p.groups, bg % p.groups);
+                        let (j0, cols) = (blk * nb, nb.min(n - blk * nb));
+                        let src =
+                            &input[(b * p.in_channels + g * cg) * in_plane..][..cg * in_plane];
+                        im2col_u8(p, src, epi.x_zero, j0, cols, &mut col);
+                        let ge = QEpilogue {
+                            bias: epi.bias.map(|v| &v[g * mg..]),
+                            ..*epi
+                        };
+                        let at = (b * p.out_channels + g * mg) * n + j0;
+                        let panels = PanelSrc::Raw {
+                            ptr: col.as_ptr(),
+                            ldb: cols,
+                        };
+                        // SAFETY: this item alone writes columns `j0..j0 + cols` of
+                        // its image's group rows, which lie inside the checked output
+                        // (`at + (mg-1)*n + cols <= out_len`); `col` holds `kg` rows of
+                        // `cols` columns.
+                        let r = unsafe {
+                            self.qgemm_left_raw(
+                                &weights.groups[g],
+                                panels,
+                                cols,
+                                out.get().add(at),
+                                out_len - at,
+                                n,
+                                &ge,
+                                &single,
+                            )
+                        };
+                        if r.is_err() {
+                            failed.store(true, std::sync::atomic::Ordering::Relaxed);
+                        }
+                    }
+                });
+                if failed.into_inner() {
+                    return Err(KernelError::BadShape(
+                        "internal int8 im2col GEMM shape mismatch".into(),
+                    ));
+                }
+                return Ok(());
+            }
+        }
         let mut col = vec![0u8; kg * nb];
         for b in 0..p.batch {
             for (g, w) in weights.groups.iter().enumerate() {

@@ -260,25 +260,38 @@ pub(crate) unsafe fn tile_portable(
             std::slice::from_raw_parts_mut(out, r * NR),
         )
     };
-    for i in 0..r {
+    let rows: Vec<&[u8]> = (0..r)
         // SAFETY: forwarded from the caller.
-        let row = unsafe { std::slice::from_raw_parts(rows.add(i * rs), kq * 4) };
-        let acc = &mut out[i * NR..(i + 1) * NR];
-        acc.fill(0);
-        for q in 0..kq {
-            let a = &row[4 * q..4 * q + 4];
-            let pq = &panel[q * 128..(q + 1) * 128];
-            for (j, s) in acc.iter_mut().enumerate() {
-                let mut d = 0i32;
-                for t in 0..4 {
-                    let (x, y) = (a[t], pq[j * 4 + t]);
-                    d += if rows_u8 {
-                        x as i32 * y as i8 as i32
-                    } else {
-                        y as i32 * x as i8 as i32
-                    };
+        .map(|i| unsafe { std::slice::from_raw_parts(rows.add(i * rs), kq * 4) })
+        .collect();
+    out.fill(0);
+    // The panel's group `q` as four contiguous rows of 32 columns, widened once and
+    // shared by the tile's rows, so that the inner loop runs over contiguous columns.
+    let mut pq = [[0i16; NR]; 4];
+    for q in 0..kq {
+        let src = &panel[q * 128..(q + 1) * 128];
+        for (j, g) in src.chunks_exact(4).enumerate() {
+            for t in 0..4 {
+                pq[t][j] = if rows_u8 {
+                    g[t] as i8 as i16
+                } else {
+                    g[t] as i16
+                };
+            }
+        }
+        for (i, row) in rows.iter().enumerate() {
+            let acc: &mut [i32; NR] = (&mut out[i * NR..(i + 1) * NR])
+                .try_into()
+                .unwrap_or_else(|_| unreachable!());
+            for (t, col) in pq.iter().enumerate() {
+                let x = row[4 * q + t];
+                let a = if rows_u8 { x as i32 } else { x as i8 as i32 };
+                for (s, &y) in acc.iter_mut().zip(col) {
+                    let y = y as i32;
+                    // Exact: |a·y| < 2^15, and the sum of `k` such terms fits in i32
+                    // for `k < 66 000` (beyond, it wraps like the SIMD kernels).
+                    *s = s.wrapping_add(a * y);
                 }
-                *s = s.wrapping_add(d);
             }
         }
     }

@@ -606,7 +606,30 @@ impl KernelTable {
         epi: &QEpilogue,
         threads: &Threads,
     ) -> Result<(), KernelError> {
-        check_matrix("C", w.m, n, ldc, c.len())?;
+        // SAFETY: `c` is borrowed mutably for its whole length.
+        unsafe { self.qgemm_left_raw(w, panels, n, c.as_mut_ptr(), c.len(), ldc, epi, threads) }
+    }
+
+    /// [`KernelTable::qgemm`] with `C` as a raw pointer to `c_len` values, so that
+    /// threads can write disjoint columns of one output.
+    ///
+    /// # Safety
+    /// `c` must be valid for reads and writes of `c_len` values, and no one else may
+    /// access the `w.m()×n` window at stride `ldc` meanwhile. The panels must be valid
+    /// as their [`PanelSrc`] says (checked by the public callers).
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) unsafe fn qgemm_left_raw(
+        &self,
+        w: &PackedQWeights,
+        panels: PanelSrc,
+        n: usize,
+        c: *mut f32,
+        c_len: usize,
+        ldc: usize,
+        epi: &QEpilogue,
+        threads: &Threads,
+    ) -> Result<(), KernelError> {
+        check_matrix("C", w.m, n, ldc, c_len)?;
         let e = epi.raw(w.m, &w.scales, &w.sums, true)?;
         let job = QJob {
             m: w.m,
@@ -617,12 +640,12 @@ impl KernelTable {
             panels,
             rows_u8: false,
             small: w.small,
-            c: c.as_mut_ptr(),
+            c,
             ldc,
             epi: e,
         };
-        // SAFETY: every operand was checked against the shape; `c` is borrowed
-        // mutably; the table's kernel runs on this CPU.
+        // SAFETY: the weights and epilogue were checked against the shape; the
+        // caller vouches for `c` and the panels; the table's kernel runs on this CPU.
         unsafe { driver::run(&job, self.quant.q8, threads) };
         Ok(())
     }

@@ -192,6 +192,9 @@ struct PanelArgs<'a> {
     lda: usize,
     i0: usize,
     r: usize,
+    /// With zero points, `Σ x[i][p]` over each block `b` at `i*blocks + b` (summed in
+    /// order of `p`), for every row; otherwise empty.
+    xsum: &'a [f32],
 }
 
 /// The portable kernel.
@@ -204,10 +207,8 @@ fn panel_portable(a: &PanelArgs, out: &mut [[f32; NR]; ROWS]) {
         o.fill(0.0);
         for b in 0..blocks {
             let mut acc = [0.0f32; NR];
-            let mut xs = 0.0f32;
             for p in b * bs..((b + 1) * bs).min(k) {
                 let bytes = &w.data[(a.panel * k + p) * 16..][..16];
-                xs += x[p];
                 for t in 0..16 {
                     let lo = ((bytes[t] << 4) as i8 >> 4) as f32;
                     let hi = (bytes[t] as i8 >> 4) as f32;
@@ -219,52 +220,84 @@ fn panel_portable(a: &PanelArgs, out: &mut [[f32; NR]; ROWS]) {
             for j in 0..NR {
                 o[j] += acc[j] * w.scales[at + j];
                 if let Some(zs) = &w.zs {
-                    o[j] += xs * zs[at + j];
+                    o[j] += a.xsum[(a.i0 + i) * blocks + b] * zs[at + j];
                 }
             }
         }
     }
 }
 
-/// The AVX-512F kernel.
+/// The AVX-512F kernel: dispatches on the number of rows.
 ///
 /// # Safety
 /// AVX-512F present.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
-#[allow(clippy::needless_range_loop)]
 unsafe fn panel_avx512(a: &PanelArgs, out: &mut [[f32; NR]; ROWS]) {
+    // SAFETY: forwarded from the caller.
+    unsafe {
+        match a.r {
+            1 => panel_avx512_r::<1>(a, out),
+            2 => panel_avx512_r::<2>(a, out),
+            3 => panel_avx512_r::<3>(a, out),
+            _ => panel_avx512_r::<4>(a, out),
+        }
+    }
+}
+
+/// The AVX-512F kernel for `R` rows: nibbles unpacked by a `vpermps` table, two
+/// accumulator chains per row and half-panel (even and odd `p`) to hide the FMA
+/// latency.
+///
+/// # Safety
+/// AVX-512F present; `a.r == R`.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+#[allow(clippy::needless_range_loop)]
+unsafe fn panel_avx512_r<const R: usize>(a: &PanelArgs, out: &mut [[f32; NR]; ROWS]) {
     use std::arch::x86_64::*;
     let w = a.w;
     let (k, bs, blocks) = (w.k, w.block_size, w.blocks());
-    let r = a.r;
     // `vpermps` reads the low 4 bits of each index: the nibble's value from a table.
     let table = _mm512_setr_ps(
         0.0, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, -8.0, -7.0, -6.0, -5.0, -4.0, -3.0, -2.0, -1.0,
     );
-    let xr: [&[f32]; ROWS] = std::array::from_fn(|i| {
-        if i < r {
-            &a.x[(a.i0 + i) * a.lda..][..k]
-        } else {
-            &[]
-        }
-    });
-    let mut tot = [[_mm512_setzero_ps(); 2]; ROWS];
+    let xr: [&[f32]; R] = std::array::from_fn(|i| &a.x[(a.i0 + i) * a.lda..][..k]);
+    let data = &w.data[a.panel * k * 16..(a.panel + 1) * k * 16];
+    let unpack = |p: usize| {
+        // SAFETY: row `p < k` of the panel holds 16 bytes.
+        let v = _mm512_cvtepu8_epi32(unsafe {
+            _mm_loadu_si128(data.as_ptr().add(p * 16) as *const __m128i)
+        });
+        (
+            _mm512_permutexvar_ps(v, table),
+            _mm512_permutexvar_ps(_mm512_srli_epi32::<4>(v), table),
+        )
+    };
+    let z = _mm512_setzero_ps();
+    let mut tot = [[z; 2]; R];
     for b in 0..blocks {
-        let mut acc = [[_mm512_setzero_ps(); 2]; ROWS];
-        let mut xs = [0.0f32; ROWS];
+        let mut acc = [[z; 2]; R];
+        let mut acc2 = [[z; 2]; R];
         let (p0, p1) = (b * bs, ((b + 1) * bs).min(k));
-        for p in p0..p1 {
-            let bytes = &w.data[(a.panel * k + p) * 16..][..16];
-            // SAFETY: `bytes` holds 16 readable bytes.
-            let v =
-                _mm512_cvtepu8_epi32(unsafe { _mm_loadu_si128(bytes.as_ptr() as *const __m128i) });
-            let lo = _mm512_permutexvar_ps(v, table);
-            let hi = _mm512_permutexvar_ps(_mm512_srli_epi32::<4>(v), table);
-            for i in 0..r {
-                let xv = xr[i][p];
-                xs[i] += xv;
-                let xb = _mm512_set1_ps(xv);
+        let mut p = p0;
+        while p + 2 <= p1 {
+            let (lo, hi) = unpack(p);
+            let (lo2, hi2) = unpack(p + 1);
+            for i in 0..R {
+                let xb = _mm512_set1_ps(xr[i][p]);
+                acc[i][0] = _mm512_fmadd_ps(xb, lo, acc[i][0]);
+                acc[i][1] = _mm512_fmadd_ps(xb, hi, acc[i][1]);
+                let xb = _mm512_set1_ps(xr[i][p + 1]);
+                acc2[i][0] = _mm512_fmadd_ps(xb, lo2, acc2[i][0]);
+                acc2[i][1] = _mm512_fmadd_ps(xb, hi2, acc2[i][1]);
+            }
+            p += 2;
+        }
+        if p < p1 {
+            let (lo, hi) = unpack(p);
+            for i in 0..R {
+                let xb = _mm512_set1_ps(xr[i][p]);
                 acc[i][0] = _mm512_fmadd_ps(xb, lo, acc[i][0]);
                 acc[i][1] = _mm512_fmadd_ps(xb, hi, acc[i][1]);
             }
@@ -278,7 +311,7 @@ unsafe fn panel_avx512(a: &PanelArgs, out: &mut [[f32; NR]; ROWS]) {
                 _mm512_loadu_ps(s.as_ptr().add(16)),
             )
         };
-        let z = w.zs.as_ref().map(|zs| {
+        let zp = w.zs.as_ref().map(|zs| {
             // SAFETY: as above.
             unsafe {
                 (
@@ -287,17 +320,19 @@ unsafe fn panel_avx512(a: &PanelArgs, out: &mut [[f32; NR]; ROWS]) {
                 )
             }
         });
-        for i in 0..r {
-            tot[i][0] = _mm512_fmadd_ps(acc[i][0], s0, tot[i][0]);
-            tot[i][1] = _mm512_fmadd_ps(acc[i][1], s1, tot[i][1]);
-            if let Some((z0, z1)) = z {
-                let xb = _mm512_set1_ps(xs[i]);
+        for i in 0..R {
+            let a0 = _mm512_add_ps(acc[i][0], acc2[i][0]);
+            let a1 = _mm512_add_ps(acc[i][1], acc2[i][1]);
+            tot[i][0] = _mm512_fmadd_ps(a0, s0, tot[i][0]);
+            tot[i][1] = _mm512_fmadd_ps(a1, s1, tot[i][1]);
+            if let Some((z0, z1)) = zp {
+                let xb = _mm512_set1_ps(a.xsum[(a.i0 + i) * blocks + b]);
                 tot[i][0] = _mm512_fmadd_ps(xb, z0, tot[i][0]);
                 tot[i][1] = _mm512_fmadd_ps(xb, z1, tot[i][1]);
             }
         }
     }
-    for i in 0..r {
+    for i in 0..R {
         // SAFETY: each row of `out` holds 32 values.
         unsafe {
             _mm512_storeu_ps(out[i].as_mut_ptr(), tot[i][0]);
@@ -332,7 +367,6 @@ unsafe fn panel_avx2(a: &PanelArgs, out: &mut [[f32; NR]; ROWS]) {
         for b in 0..blocks {
             // Columns 0-7, 8-15, 16-23, 24-31 of each row.
             let mut acc = [[_mm256_setzero_ps(); 4]; 2];
-            let mut xs = [0.0f32; 2];
             for p in b * bs..((b + 1) * bs).min(k) {
                 let bytes = &w.data[(a.panel * k + p) * 16..][..16];
                 // SAFETY: `bytes` holds 16 readable bytes.
@@ -352,7 +386,6 @@ unsafe fn panel_avx2(a: &PanelArgs, out: &mut [[f32; NR]; ROWS]) {
                 let q = [lo(v0), lo(v1), hi(v0), hi(v1)];
                 for i in 0..rr {
                     let xv = xr[i][p];
-                    xs[i] += xv;
                     let xb = _mm256_set1_ps(xv);
                     for h in 0..4 {
                         acc[i][h] = _mm256_fmadd_ps(xb, q[h], acc[i][h]);
@@ -374,7 +407,7 @@ unsafe fn panel_avx2(a: &PanelArgs, out: &mut [[f32; NR]; ROWS]) {
                         );
                         if let Some(zs) = &w.zs {
                             t = _mm256_fmadd_ps(
-                                _mm256_set1_ps(xs[i]),
+                                _mm256_set1_ps(a.xsum[(a.i0 + i0 + i) * blocks + b]),
                                 _mm256_loadu_ps(zs.as_ptr().add(at + h * 8)),
                                 t,
                             );
@@ -475,6 +508,18 @@ impl KernelTable {
         }
         let kern = self.quant.q4;
         let panels = n.div_ceil(NR);
+        let blocks = w.blocks();
+        let xsum: Vec<f32> = if w.zs.is_some() {
+            (0..m * blocks)
+                .map(|ib| {
+                    let (i, b) = (ib / blocks, ib % blocks);
+                    let p1 = ((b + 1) * w.block_size).min(k);
+                    x[i * lda + b * w.block_size..i * lda + p1].iter().sum()
+                })
+                .collect()
+        } else {
+            Vec::new()
+        };
         let o = OutPtr(out.as_mut_ptr());
         let act = epilogue.activation;
         let bias = epilogue.bias;
@@ -490,6 +535,7 @@ impl KernelTable {
                         lda,
                         i0,
                         r: ROWS.min(m - i0),
+                        xsum: &xsum,
                     };
                     match kern {
                         Q4Kernel::Portable => panel_portable(&a, &mut tile),
@@ -517,7 +563,7 @@ impl KernelTable {
             }
         };
         let t = threads.count();
-        if t <= 1 || m * n * k < MIN_SPLIT_WORK || panels < 2 {
+        if t <= 1 || m.saturating_mul(n).saturating_mul(k) < MIN_SPLIT_WORK || panels < 2 {
             task(0, panels);
         } else {
             let per = panels.div_ceil(t);

@@ -373,3 +373,60 @@ fn bad_shapes_are_errors() {
         .qgemm_prepacked(&w, &[0; 10], 4, &mut c, 4, &epi, &th)
         .is_err());
 }
+
+#[test]
+fn table_picks_name_the_quantized_kernels() {
+    let f = CpuFeatures::detect();
+    for tier in Tier::ALL.into_iter().filter(|t| t.is_available(&f)) {
+        let t = KernelTable::for_tier(tier).unwrap();
+        let pick = |slot: &str| t.picks().into_iter().find(|p| p.0 == slot).map(|p| p.1);
+        let want = match tier {
+            Tier::Avx512 if f.avx512vnni => "qgemm_avx512vnni",
+            Tier::Avx512 | Tier::Avx2 => "qgemm_avx2",
+            _ => "qgemm_portable",
+        };
+        assert_eq!(pick("qgemm"), Some(want), "{tier}");
+        assert_eq!(t.qgemm_kernel(), want);
+        assert!(pick("quantize").is_some() && pick("gemm_q4").is_some());
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+
+    /// The tile kernels of every tier produce the same i32 accumulators as the
+    /// portable one, bit for bit, for every tile height, both operand orders, and
+    /// weights in `[-64, 64]` (AVX2's fast path) or the full s8 range.
+    #[test]
+    fn tile_accumulators_are_identical(kq in 0usize..40, wide in any::<bool>(), seed in any::<u64>()) {
+        let mut rng = Rng(seed | 1);
+        let (lo, hi) = if wide { (-128, 127) } else { (-64, 64) };
+        let rs = 4 * kq + 3;
+        for rows_u8 in [false, true] {
+            // The s8 operand holds weights, the u8 one activations.
+            let mut s8 = |_: usize| rng.i8(lo, hi) as u8;
+            let (rows, panel): (Vec<u8>, Vec<u8>) = if rows_u8 {
+                let p: Vec<u8> = (0..128 * kq).map(&mut s8).collect();
+                ((0..MR_MAX_TEST * rs).map(|_| rng.u8()).collect(), p)
+            } else {
+                let r: Vec<u8> = (0..MR_MAX_TEST * rs).map(&mut s8).collect();
+                (r, (0..128 * kq).map(|_| rng.u8()).collect())
+            };
+            for kern in QKernel::available() {
+                for r in 1..=kern.mr() {
+                    let mut want = vec![0i32; r * NR];
+                    let mut got = vec![0i32; r * NR];
+                    // SAFETY: the buffers hold `r` rows of `rs >= 4·kq` bytes, a panel
+                    // of `kq` groups and `r` tile rows; the kernels are available.
+                    unsafe {
+                        driver::tile_portable(kq, rows.as_ptr(), rs, panel.as_ptr(), r, rows_u8, want.as_mut_ptr());
+                        kern.tile(kq, rows.as_ptr(), rs, panel.as_ptr(), r, rows_u8, !wide, got.as_mut_ptr());
+                    }
+                    prop_assert_eq!(&got, &want, "{:?} r={} rows_u8={}", kern, r, rows_u8);
+                }
+            }
+        }
+    }
+}
+
+const MR_MAX_TEST: usize = driver::MR_MAX;

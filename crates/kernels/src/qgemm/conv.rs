@@ -15,6 +15,26 @@ use crate::table::KernelTable;
 /// Target size, in bytes, of one block of im2col columns.
 const IM2COL_BLOCK: usize = 1 << 18;
 
+thread_local! {
+    /// Each thread's im2col block, kept between calls (allocating it per call costs
+    /// page faults on every convolution).
+    static COL: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Runs `f` on a buffer of `len` bytes: this thread's kept one, or a fresh one when it
+/// is already in use further up the stack.
+fn with_col<R>(len: usize, f: impl FnOnce(&mut [u8]) -> R) -> R {
+    COL.with(|cell| match cell.try_borrow_mut() {
+        Ok(mut buf) => {
+            if buf.len() < len {
+                buf.resize(len, 0);
+            }
+            f(&mut buf[..len])
+        }
+        Err(_) => f(&mut vec![0u8; len]),
+    })
+}
+
 /// Int8 convolution weights packed for [`KernelTable::qconv2d`]: one
 /// [`PackedQWeights`] per group (`out_channels/groups × group_k`). The layout does not
 /// depend on the tier.
@@ -380,43 +400,44 @@ impl KernelTable {
                 let single = Threads::single();
                 let failed = std::sync::atomic::AtomicBool::new(false);
                 threads.for_each(t, |ti| {
-                    let mut col = vec![0u8; kg * nb];
-                    for item in ti * items / t..(ti + 1) * items / t {
-                        let (bg, blk) = (item / blocks, item % blocks);
-                        let (b, g) = (bg / p.groups, bg % p.groups);
-                        let (j0, cols) = (blk * nb, nb.min(n - blk * nb));
-                        let src =
-                            &input[(b * p.in_channels + g * cg) * in_plane..][..cg * in_plane];
-                        im2col_u8(p, src, epi.x_zero, j0, cols, &mut col);
-                        let ge = QEpilogue {
-                            bias: epi.bias.map(|v| &v[g * mg..]),
-                            ..*epi
-                        };
-                        let at = (b * p.out_channels + g * mg) * n + j0;
-                        let panels = PanelSrc::Raw {
-                            ptr: col.as_ptr(),
-                            ldb: cols,
-                        };
-                        // SAFETY: this item alone writes columns `j0..j0 + cols` of
-                        // its image's group rows, which lie inside the checked output
-                        // (`at + (mg-1)*n + cols <= out_len`); `col` holds `kg` rows of
-                        // `cols` columns.
-                        let r = unsafe {
-                            self.qgemm_left_raw(
-                                &weights.groups[g],
-                                panels,
-                                cols,
-                                out.get().add(at),
-                                out_len - at,
-                                n,
-                                &ge,
-                                &single,
-                            )
-                        };
-                        if r.is_err() {
-                            failed.store(true, std::sync::atomic::Ordering::Relaxed);
+                    with_col(kg * nb, |col| {
+                        for item in ti * items / t..(ti + 1) * items / t {
+                            let (bg, blk) = (item / blocks, item % blocks);
+                            let (b, g) = (bg / p.groups, bg % p.groups);
+                            let (j0, cols) = (blk * nb, nb.min(n - blk * nb));
+                            let src =
+                                &input[(b * p.in_channels + g * cg) * in_plane..][..cg * in_plane];
+                            im2col_u8(p, src, epi.x_zero, j0, cols, col);
+                            let ge = QEpilogue {
+                                bias: epi.bias.map(|v| &v[g * mg..]),
+                                ..*epi
+                            };
+                            let at = (b * p.out_channels + g * mg) * n + j0;
+                            let panels = PanelSrc::Raw {
+                                ptr: col.as_ptr(),
+                                ldb: cols,
+                            };
+                            // SAFETY: this item alone writes columns `j0..j0 + cols` of
+                            // its image's group rows, which lie inside the checked output
+                            // (`at + (mg-1)*n + cols <= out_len`); `col` holds `kg` rows of
+                            // `cols` columns.
+                            let r = unsafe {
+                                self.qgemm_left_raw(
+                                    &weights.groups[g],
+                                    panels,
+                                    cols,
+                                    out.get().add(at),
+                                    out_len - at,
+                                    n,
+                                    &ge,
+                                    &single,
+                                )
+                            };
+                            if r.is_err() {
+                                failed.store(true, std::sync::atomic::Ordering::Relaxed);
+                            }
                         }
-                    }
+                    })
                 });
                 if failed.into_inner() {
                     return Err(KernelError::BadShape(
@@ -426,7 +447,28 @@ impl KernelTable {
                 return Ok(());
             }
         }
-        let mut col = vec![0u8; kg * nb];
+        with_col(kg * nb, |col| {
+            self.qconv2d_serial(p, input, weights, epi, output, threads, nb, col)
+        })
+    }
+
+    /// The single-pass loop of [`KernelTable::qconv2d`]: every image and group in turn,
+    /// the GEMM split over `threads`, im2col blocks of `nb` columns in `col`.
+    #[allow(clippy::too_many_arguments)]
+    fn qconv2d_serial(
+        &self,
+        p: &Conv2dParams,
+        input: &[u8],
+        weights: &PackedQConvWeights,
+        epi: &QEpilogue,
+        output: &mut [f32],
+        threads: &Threads,
+        nb: usize,
+        col: &mut [u8],
+    ) -> Result<(), KernelError> {
+        let n = p.out_h() * p.out_w();
+        let in_plane = p.in_h * p.in_w;
+        let (mg, cg) = (p.out_channels / p.groups, p.in_channels / p.groups);
         for b in 0..p.batch {
             for (g, w) in weights.groups.iter().enumerate() {
                 let ge = QEpilogue {
@@ -441,9 +483,9 @@ impl KernelTable {
                 }
                 for j0 in (0..n).step_by(nb) {
                     let cols = nb.min(n - j0);
-                    im2col_u8(p, src, epi.x_zero, j0, cols, &mut col);
+                    im2col_u8(p, src, epi.x_zero, j0, cols, col);
                     let len = (mg - 1) * n + cols;
-                    self.qgemm(w, &col, cols, cols, &mut dst[j0..j0 + len], n, &ge, threads)?;
+                    self.qgemm(w, col, cols, cols, &mut dst[j0..j0 + len], n, &ge, threads)?;
                 }
             }
         }

@@ -49,6 +49,10 @@ pub struct QuantizeArgs {
     /// similarity to the float model reaches this.
     #[arg(long, default_value_t = 0.99, value_name = "C")]
     pub min_cosine: f64,
+    /// Also keep the argmax decision of outputs that hold probability distributions
+    /// (Softmax outputs) on at least this fraction of rows.
+    #[arg(long, default_value_t = 0.99, value_name = "A")]
+    pub min_agreement: f64,
     /// Quantize every candidate layer, whatever the fidelity.
     #[arg(long)]
     pub no_search: bool,
@@ -116,6 +120,7 @@ pub fn quantize_command(args: QuantizeArgs) -> Result<()> {
         dynamic: args.dynamic,
         exclude: args.exclude.clone(),
         min_cosine: (!args.no_search).then_some(args.min_cosine),
+        min_agreement: Some(args.min_agreement),
         bias_correction: !args.no_bias_correction,
         quantize_depthwise: args.quantize_depthwise,
         search_samples: args.search_samples,
@@ -173,8 +178,10 @@ fn fidelity_text(outputs: &[String], f: &Option<Fidelity>) -> String {
             .iter()
             .enumerate()
             .map(|(i, name)| {
+                let agreement =
+                    f.agreement[i].map_or(String::new(), |a| format!(", argmax agreement {a:.4}"));
                 format!(
-                    "{name}: cosine {:.5} (min {:.5}), SQNR {:.1} dB",
+                    "{name}: cosine {:.5} (min {:.5}), SQNR {:.1} dB{agreement}",
                     f.mean_cosine[i], f.min_cosine[i], f.sqnr_db[i]
                 )
             })
@@ -218,8 +225,11 @@ fn print_report(r: &QuantizeReport, data: &str, size_in: u64, size_out: u64, sec
     );
     println!("written model: {}", fidelity_text(&r.outputs, &r.fidelity));
     if let Some(t) = r.target {
+        let agreement = r
+            .target_agreement
+            .map_or(String::new(), |a| format!(", decision agreement >= {a}"));
         println!(
-            "target mean cosine >= {t}: {} ({} models measured on {} samples)",
+            "target mean cosine >= {t}{agreement}: {} ({} models measured on {} samples)",
             if r.met { "met" } else { "NOT met" },
             r.evaluations,
             r.search_samples
@@ -246,6 +256,7 @@ fn fidelity_json(outputs: &[String], f: &Option<Fidelity>) -> serde_json::Value 
                     "mean_cosine": f.mean_cosine[i],
                     "min_cosine": f.min_cosine[i],
                     "sqnr_db": finite(f.sqnr_db[i]),
+                    "argmax_agreement": f.agreement[i],
                 })
             })
             .collect(),
@@ -285,6 +296,7 @@ fn report_json(
         "fidelity_all_int8": fidelity_json(&r.outputs, &r.fidelity_all_int8),
         "fidelity": fidelity_json(&r.outputs, &r.fidelity),
         "target_min_cosine": r.target,
+        "target_min_agreement": r.target_agreement,
         "met": r.met,
         "evaluations": r.evaluations,
         "size_in": size_in,

@@ -245,3 +245,71 @@ fn explore_first_divergence() {
         }
     }
 }
+
+/// Cosine similarity of two f32 tensors.
+fn cosine(a: &Tensor, b: &Tensor) -> f64 {
+    let (a, b) = (a.as_slice::<f32>().unwrap(), b.as_slice::<f32>().unwrap());
+    let (mut ab, mut aa, mut bb) = (0f64, 0f64, 0f64);
+    for (&x, &y) in a.iter().zip(b) {
+        ab += x as f64 * y as f64;
+        aa += x as f64 * x as f64;
+        bb += y as f64 * y as f64;
+    }
+    ab / (aa.sqrt() * bb.sqrt()).max(f64::MIN_POSITIVE)
+}
+
+/// The QDQ files slimnet writes load and run in ONNX Runtime, with outputs close to
+/// slimnet's own run of the same file: an opset-17 model (per-channel weights with
+/// DequantizeLinear's axis) and opset-11/12 models (per-channel scales as a Mul).
+#[test]
+fn exported_qdq_runs_in_onnx_runtime() {
+    for stem in ["mnist_cnn", "ppocr_cls", "ppocr_det"] {
+        let (path, cases) = common::reference(stem);
+        let model = load_model(&path).unwrap();
+        let samples: Vec<Vec<(String, Tensor)>> = cases.iter().map(|c| c.inputs.clone()).collect();
+        let q = quantize(
+            &model,
+            samples,
+            &QuantizeOptions::default(),
+            &mut |_, _, _| {},
+        )
+        .unwrap();
+        assert!(q.report.int8_count() > 0, "{stem}: nothing quantized");
+        let tmp = tempfile::tempdir().unwrap();
+        let file = tmp.path().join(format!("{stem}.int8.onnx"));
+        save_model(&q.model, &file).unwrap();
+        let reloaded = load_model(&file).unwrap();
+        let output = reloaded.graph.values[reloaded.graph.outputs[0]]
+            .name
+            .clone();
+        let mut session = Session::new(reloaded, SessionOptions::default()).unwrap();
+        for c in &cases {
+            let ours = session.run(c.inputs.clone()).unwrap().remove(0).1;
+            let theirs =
+                common::ort_run(&file, &c.inputs, tmp.path(), stem, [output.as_str()]).remove(0);
+            let cos = cosine(&ours, &theirs);
+            let (a, b) = (
+                ours.as_slice::<f32>().unwrap(),
+                theirs.as_slice::<f32>().unwrap(),
+            );
+            let mean_abs = a
+                .iter()
+                .zip(b)
+                .map(|(x, y)| (x - y).abs() as f64)
+                .sum::<f64>()
+                / a.len() as f64;
+            println!(
+                "{stem} {}: slimnet vs ONNX Runtime on the int8 file: cosine {cos:.6}, mean abs difference {mean_abs:.2e}",
+                c.name
+            );
+            assert_eq!(ours.shape(), theirs.shape());
+            // An output near zero everywhere (the text map of a photo without text) has
+            // a cosine dominated by rounding; its mean difference is what matters.
+            assert!(
+                cos > 0.999 || mean_abs < 1e-3,
+                "{stem} {}: cosine {cos}, mean abs {mean_abs}",
+                c.name
+            );
+        }
+    }
+}

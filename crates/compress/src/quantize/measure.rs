@@ -138,6 +138,10 @@ pub struct Fidelity {
     pub min_cosine: Vec<f64>,
     /// Per model output: SQNR in dB over all samples.
     pub sqnr_db: Vec<f64>,
+    /// Per model output that holds probability distributions over its last axis (as
+    /// a Softmax writes them): the fraction of rows whose argmax, the decision read
+    /// from it, equals the float model's.
+    pub agreement: Vec<Option<f64>>,
 }
 
 impl Fidelity {
@@ -145,12 +149,54 @@ impl Fidelity {
     pub fn score(&self) -> f64 {
         self.mean_cosine.iter().copied().fold(1.0, f64::min)
     }
+
+    /// The worst decision agreement over the outputs that hold distributions.
+    pub fn agreement_score(&self) -> Option<f64> {
+        self.agreement.iter().flatten().copied().reduce(f64::min)
+    }
+
+    /// Whether every output reaches `min_cosine` and every distribution output
+    /// `min_agreement` (when given).
+    pub fn meets(&self, min_cosine: f64, min_agreement: Option<f64>) -> bool {
+        self.score() >= min_cosine
+            && match (min_agreement, self.agreement_score()) {
+                (Some(want), Some(got)) => got >= want,
+                _ => true,
+            }
+    }
+}
+
+/// Whether every row along the last axis of `t` (at least 2 wide) is a probability
+/// distribution: non-negative values summing to 1.
+fn is_distribution(t: &Tensor) -> bool {
+    let Some(data) = f32_data(t) else {
+        return false;
+    };
+    let classes = t.shape().last().copied().unwrap_or(0);
+    classes >= 2
+        && !data.is_empty()
+        && data.chunks(classes).all(|row| {
+            row.iter().all(|&x| x >= 0.0)
+                && (row.iter().map(|&x| x as f64).sum::<f64>() - 1.0).abs() < 1e-3
+        })
+}
+
+fn argmax(row: &[f32]) -> usize {
+    let mut best = 0;
+    for (i, &x) in row.iter().enumerate() {
+        if x > row[best] {
+            best = i;
+        }
+    }
+    best
 }
 
 /// The float model's outputs on the samples, to compare quantized models against.
 pub(crate) struct Oracle {
     pub samples: Vec<Sample>,
     pub outputs: Vec<Vec<Tensor>>,
+    /// Per output: whether it holds probability distributions on every sample.
+    pub distributions: Vec<bool>,
     pub threads: usize,
 }
 
@@ -165,9 +211,14 @@ impl Oracle {
         for sample in &samples {
             outputs.push(s.run(sample.clone())?.into_iter().map(|(_, t)| t).collect());
         }
+        let count = outputs.first().map_or(0, Vec::len);
+        let distributions = (0..count)
+            .map(|k| outputs.iter().all(|o| is_distribution(&o[k])))
+            .collect();
         Ok(Oracle {
             samples,
             outputs,
+            distributions,
             threads,
         })
     }
@@ -179,6 +230,7 @@ impl Oracle {
         let mut sum = vec![0f64; count];
         let mut min = vec![1f64; count];
         let (mut signal, mut noise) = (vec![0f64; count], vec![0f64; count]);
+        let (mut agree, mut rows) = (vec![0usize; count], vec![0usize; count]);
         for (sample, expected) in self.samples.iter().zip(&self.outputs) {
             let got = s.run(sample.clone())?;
             for k in 0..count {
@@ -186,6 +238,13 @@ impl Oracle {
                     sum[k] += 1.0;
                     continue;
                 };
+                if self.distributions[k] {
+                    let classes = expected[k].shape().last().copied().unwrap_or(1);
+                    for (a, b) in r.chunks(classes).zip(t.chunks(classes)) {
+                        agree[k] += usize::from(argmax(a) == argmax(b));
+                        rows[k] += 1;
+                    }
+                }
                 let c = cosine(r, t);
                 sum[k] += c;
                 min[k] = min[k].min(c);
@@ -203,6 +262,11 @@ impl Oracle {
                 .iter()
                 .zip(&noise)
                 .map(|(&s, &n)| sqnr_db(s, n))
+                .collect(),
+            agreement: (0..count)
+                .map(|k| {
+                    (self.distributions[k] && rows[k] > 0).then(|| agree[k] as f64 / rows[k] as f64)
+                })
                 .collect(),
         })
     }

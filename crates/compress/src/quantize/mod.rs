@@ -56,6 +56,10 @@ pub struct QuantizeOptions {
     /// Keep layers in float until every output's mean cosine against the float model
     /// reaches this; `None` quantizes every candidate.
     pub min_cosine: Option<f64>,
+    /// With `min_cosine`: outputs that hold probability distributions over their last
+    /// axis (Softmax outputs) must also keep the float model's argmax decision on at
+    /// least this fraction of rows.
+    pub min_agreement: Option<f64>,
     /// Correct biases for the mean shift caused by quantizing weights.
     pub bias_correction: bool,
     /// Also quantize depthwise convolutions (they run faster in float here).
@@ -76,6 +80,7 @@ impl Default for QuantizeOptions {
             dynamic: false,
             exclude: Vec::new(),
             min_cosine: Some(0.99),
+            min_agreement: Some(0.99),
             bias_correction: true,
             quantize_depthwise: false,
             search_samples: 16,
@@ -131,8 +136,10 @@ pub struct QuantizeReport {
     pub fidelity_all_int8: Option<Fidelity>,
     /// Of the returned model.
     pub fidelity: Option<Fidelity>,
-    /// The target, and whether the returned model meets it.
+    /// The targets (mean cosine, decision agreement), and whether the returned model
+    /// meets them.
     pub target: Option<f64>,
+    pub target_agreement: Option<f64>,
     pub met: bool,
     /// Quantized models measured during the search.
     pub evaluations: usize,
@@ -174,12 +181,17 @@ pub fn quantize(
     if samples.is_empty() {
         return Err(CompressError::Data("no samples".into()));
     }
-    if let Some(c) = options.min_cosine {
-        if !(c > 0.0 && c <= 1.0) {
-            return Err(CompressError::Option {
-                name: "min-cosine".into(),
-                reason: format!("must be in (0, 1], got {c}"),
-            });
+    for (name, value) in [
+        ("min-cosine", options.min_cosine),
+        ("min-agreement", options.min_agreement),
+    ] {
+        if let Some(c) = value {
+            if !(c > 0.0 && c <= 1.0) {
+                return Err(CompressError::Option {
+                    name: name.into(),
+                    reason: format!("must be in (0, 1], got {c}"),
+                });
+            }
         }
     }
     let mut float = model.clone();
@@ -295,6 +307,7 @@ pub fn quantize(
             fidelity_all_int8: outcome.fidelity_all,
             fidelity: outcome.fidelity,
             target: options.min_cosine,
+            target_agreement: options.min_cosine.and(options.min_agreement),
             met: outcome.met,
             evaluations: outcome.evaluations,
             calibration_time,

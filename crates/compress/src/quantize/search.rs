@@ -68,7 +68,8 @@ pub(crate) fn search(
     let Some(target) = options.min_cosine else {
         return Ok(outcome);
     };
-    if all_int8.score() >= target {
+    let agreement = options.min_agreement;
+    if all_int8.meets(target, agreement) {
         return Ok(outcome);
     }
     // each candidate's own error, all in one model
@@ -104,7 +105,7 @@ pub(crate) fn search(
         progress(Stage::Searching, step, steps);
         let f = oracle.fidelity(&model)?;
         outcome.evaluations += 1;
-        if f.score() >= target {
+        if f.meets(target, agreement) {
             hi = mid;
             best = Some((model, f));
         } else {
@@ -119,14 +120,14 @@ pub(crate) fn search(
             (float.clone(), f)
         }
     };
-    outcome.met = fidelity.score() >= target;
+    outcome.met = fidelity.meets(target, agreement);
     outcome.model = model;
     outcome.fidelity = Some(fidelity);
     for (rank, &k) in order[..hi].iter().enumerate() {
         outcome.kept_float.push((
             candidates[k],
             format!(
-                "kept float for cosine >= {target}: rank {} of {} by own noise per multiply-add (SQNR {:.1} dB)",
+                "kept float for the fidelity target: rank {} of {} by own noise per multiply-add (SQNR {:.1} dB)",
                 rank + 1,
                 candidates.len(),
                 sqnr[k]

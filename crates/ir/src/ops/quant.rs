@@ -209,7 +209,10 @@ impl QuantOp {
                 output_dtype,
                 precision,
             } => {
-                let mut v = vec![i("axis", *axis)];
+                // `axis` only when it differs from the default 1: opsets before 13
+                // have no such attribute, and ONNX Runtime refuses it there.
+                let mut v: Vec<(String, Attr)> =
+                    (*axis != 1).then(|| i("axis", *axis)).into_iter().collect();
                 if *block_size != 0 {
                     v.push(i("block_size", *block_size));
                 }
@@ -229,7 +232,8 @@ impl QuantOp {
                 block_size,
                 output_dtype,
             } => {
-                let mut v = vec![i("axis", *axis)];
+                let mut v: Vec<(String, Attr)> =
+                    (*axis != 1).then(|| i("axis", *axis)).into_iter().collect();
                 if *block_size != 0 {
                     v.push(i("block_size", *block_size));
                 }

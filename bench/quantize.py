@@ -129,13 +129,39 @@ def eval_set(stem, kind, wake):
 
 # --- quantizers ------------------------------------------------------------------------
 
-def slimnet_quantize(stem, calib, out):
+def clean(msg):
+    """An error message without this machine's paths."""
+    return str(msg).replace(str(OUT) + "/", "").replace(str(ROOT) + "/", "")
+
+
+def opset(path):
+    import onnx
+    m = onnx.load(str(path), load_external_data=False)
+    return next((o.version for o in m.opset_import if o.domain in ("", "ai.onnx")), 0)
+
+
+def upgrade_opset13(src, dst):
+    """The model converted to opset 13 (per-axis QuantizeLinear/DequantizeLinear need it)."""
+    import onnx
+    from onnx import version_converter
+    onnx.save(version_converter.convert_version(onnx.load(str(src)), 13), str(dst))
+
+
+def ort_loads(path):
+    try:
+        ort_session(path, 1)
+        return None
+    except Exception as e:  # noqa: BLE001 - the reason is reported
+        return clean(f"{type(e).__name__}: {e}").splitlines()[0]
+
+
+def slimnet_quantize(model, calib, out):
     t = time.perf_counter()
-    p = subprocess.run([str(SLIMNET), "quantize", str(model_path(stem)), "--calib", str(calib),
+    p = subprocess.run([str(SLIMNET), "quantize", str(model), "--calib", str(calib),
                         "-o", str(out), "--json"], capture_output=True, text=True, cwd=ROOT)
     wall = time.perf_counter() - t
     if p.returncode != 0:
-        return {"error": (p.stderr.strip().splitlines() or ["failed"])[-1]}
+        return {"error": clean((p.stderr.strip().splitlines() or ["failed"])[-1])}
     r = json.loads(p.stdout)
     return {"wall_s": wall, "int8_layers": r.get("int8_layers"), "float_layers": r.get("float_layers"),
             "method": r.get("method"), "samples": r.get("samples"),
@@ -156,9 +182,9 @@ def ort_quantize_child(model, calib_npz, key, out, preprocess):
         try:
             # symbolic shape inference needs sympy, which the pinned venv does not have
             quant_pre_process(model, pre_out, skip_symbolic_shape=True)
-            src, pre = pre_out, "yes (ONNX shape inference and ORT optimization; no symbolic)"
+            src, pre = pre_out, "yes"
         except Exception as e:  # noqa: BLE001 - reported, then quantized without it
-            pre, pre_error = "failed, so without", f"{type(e).__name__}: {e}"[:300]
+            pre, pre_error = "failed, so no", f"{type(e).__name__}: {e}"[:300]
     t1 = time.perf_counter()
 
     class Reader(CalibrationDataReader):
@@ -177,14 +203,14 @@ def ort_quantize_child(model, calib_npz, key, out, preprocess):
                       "preprocess_s": t1 - t0, "quantize_s": t2 - t1}))
 
 
-def ort_quantize(stem, calib, key, out, preprocess):
+def ort_quantize(model, calib, key, out, preprocess):
     t = time.perf_counter()
-    p = subprocess.run([sys.executable, __file__, "--ort-child", str(model_path(stem)), str(calib),
+    p = subprocess.run([sys.executable, __file__, "--ort-child", str(model), str(calib),
                         key, str(out), "1" if preprocess else "0"],
                        capture_output=True, text=True, cwd=out.parent)
     wall = time.perf_counter() - t
     if p.returncode != 0:
-        return {"error": (p.stderr.strip().splitlines() or ["failed"])[-1][:300]}
+        return {"error": clean((p.stderr.strip().splitlines() or ["failed"])[-1])[:300]}
     r = json.loads(p.stdout.strip().splitlines()[-1])
     r["wall_s"] = wall
     return r
@@ -208,7 +234,7 @@ def run_slimnet(path, name, batches, work):
         p = subprocess.run([str(SLIMNET), "run", str(path), "-i", f"{name}={d / 'in.npy'}",
                             "-o", str(d), "--json"], capture_output=True, text=True, cwd=ROOT)
         if p.returncode != 0:
-            raise RuntimeError((p.stderr.strip().splitlines() or ["slimnet run failed"])[-1])
+            raise RuntimeError(clean((p.stderr.strip().splitlines() or ["slimnet run failed"])[-1]))
         desc = json.loads(p.stdout)
         first = desc[0] if isinstance(desc, list) else desc.get("outputs", [desc])[0]
         f = Path(first["file"])
@@ -217,12 +243,16 @@ def run_slimnet(path, name, batches, work):
 
 
 def per_sample(outs):
-    """Outputs of every batch as one array of samples, each flattened."""
-    rows = []
-    for o in outs:
-        o = np.asarray(o, np.float64)
-        rows.append(o.reshape(o.shape[0], -1) if o.ndim > 1 and len(outs) == 1 else o.reshape(1, -1))
-    return np.concatenate(rows)
+    """The samples of every batch, each flattened (one batch: split along its first
+    axis; several: one sample each)."""
+    if len(outs) == 1 and outs[0].ndim > 1:
+        o = np.asarray(outs[0], np.float64)
+        return list(o.reshape(o.shape[0], -1))
+    return [np.asarray(o, np.float64).reshape(-1) for o in outs]
+
+
+def cosine(a, b):
+    return float(np.dot(a, b) / max(np.linalg.norm(a) * np.linalg.norm(b), 1e-30))
 
 
 def ctc(probs):
@@ -235,10 +265,13 @@ def ctc(probs):
 
 def metrics(kind, ref, q, labels):
     """(mean cosine of the first output, task metric text) of q against ref."""
-    a, b = per_sample(ref), per_sample(q)
-    cos = np.sum(a * b, 1) / np.maximum(np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1), 1e-30)
+    if kind == "wake":  # one score per sample: the cosine of the whole score sequence
+        r, o = np.concatenate(ref).reshape(-1), np.concatenate(q).reshape(-1)
+        return cosine(r, o), (f"{100 * np.mean((r > 0.5) == (o > 0.5)):.1f}% "
+                              f"(max abs score difference {np.max(np.abs(r - o)):.4f})")
+    cos = float(np.mean([cosine(a, b) for a, b in zip(per_sample(ref), per_sample(q))]))
     if kind in ("mel", "emb"):
-        return float(np.mean(cos)), "–"
+        return cos, "–"
     r, o = np.concatenate(ref), np.concatenate(q)
     if kind == "mnist":
         acc = lambda z: 100 * np.mean(z.argmax(-1) == labels)
@@ -253,11 +286,9 @@ def metrics(kind, ref, q, labels):
             union = np.sum(u | v)
             ious.append(1.0 if union == 0 else np.sum(u & v) / union)
         task = f"{np.mean(ious):.3f} (min {np.min(ious):.3f})"
-    elif kind == "wake":
-        task = f"{100 * np.mean((r.reshape(-1) > 0.5) == (o.reshape(-1) > 0.5)):.1f}%"
     else:
         task = "–"
-    return float(np.mean(cos)), task
+    return cos, task
 
 
 # --- latency ---------------------------------------------------------------------------
@@ -267,9 +298,9 @@ def measure(cmd):
     try:
         r = json.loads(p.stdout)
     except ValueError:
-        return {"error": (p.stderr.strip().splitlines() or [f"exit {p.returncode}"])[-1][:200]}
+        return {"error": clean((p.stderr.strip().splitlines() or [f"exit {p.returncode}"])[-1])[:200]}
     if p.returncode != 0 or "error" in r:
-        return {"error": str(r.get("error", f"exit {p.returncode}"))[:200]}
+        return {"error": clean(r.get("error", f"exit {p.returncode}"))[:200]}
     return r
 
 
@@ -352,7 +383,10 @@ def report(args, rows, load, seconds):
         "- ONNX Runtime pre-processing: `quant_pre_process(..., skip_symbolic_shape=True)` "
         "(the pinned venv has no sympy for symbolic shape inference)"
         + (" was tried first; the column says whether it was used" if args.preprocess else
-           " was not used (--no-preprocess)"),
+           " was not used (--no-preprocess)") + ". Models below opset 13 (the ppocr ones) are "
+        "converted to opset 13 (`onnx.version_converter`) for ONNX Runtime's quantizer, since "
+        "per-channel QuantizeLinear/DequantizeLinear need it; slimnet quantizes the original "
+        "file",
         "",
         "### Quantizing",
         "",
@@ -366,13 +400,14 @@ def report(args, rows, load, seconds):
             r["stem"], str(r["calib_n"]),
             f"{s['wall_s']:.2f}" if "error" not in s else "fails",
             f"{o['wall_s']:.2f}" if "error" not in o else "fails",
-            o.get("preprocess", "–") if "error" not in o else "–",
+            ("–" if "error" in o else o["preprocess"] + (", opset → 13" if o.get("opset13") else "")),
             f"{s['int8_layers']} / {s['float_layers']}" if "error" not in s else "–",
             kib(r["size"]["fp32"]), kib(r["size"]["slimnet"]), kib(r["size"]["ort"])]) + " |")
     L += ["", "### Fidelity on the evaluation set", "",
           "Each quantized file against the fp32 model run on the same engine (ONNX Runtime or "
           "slimnet's runtime, `slimnet run`). Cosine: mean over samples of the cosine "
-          "similarity of the first output.", "",
+          "similarity of the first output (hey_jarvis, one score per sample: the cosine of the "
+          "sequence of scores).", "",
           "| model | eval set | engine | file | mean cosine | task metric |", "|---|---|---|---|---:|---|"]
     for r in rows:
         first = True
@@ -388,7 +423,8 @@ def report(args, rows, load, seconds):
           "### Latency at one thread", "",
           f"Median ms of {args.runs} timed runs after {args.warmup} warm-up runs, each engine/file "
           f"pair in its own process, {args.rounds} rounds taking turns (order rotating); the "
-          "median over rounds. Input: the first evaluation sample (batch 1). ORT: ONNX Runtime, "
+          "median over rounds. Input: the first evaluation sample (batch 1; for the melspectrogram "
+          "its first 1760 samples, one streaming call). ORT: ONNX Runtime, "
           "all graph optimizations, bench/peer.py.", "",
           "| model | input | slimnet fp32 | slimnet int8 | ORT fp32 | ORT QDQ | slimnet int8 / slimnet fp32 "
           "| slimnet int8 / ORT QDQ |", "|---|---|---:|---:|---:|---:|---:|---:|"]
@@ -458,8 +494,14 @@ def main():
         name = input_name(stem)
         files = {"fp32": model_path(stem), "slimnet": work / "slimnet_int8.onnx", "ort": work / "ort_qdq.onnx"}
         log(stem, "quantizing")
-        sq = slimnet_quantize(stem, calib, files["slimnet"])
-        oq = ort_quantize(stem, calib, key, files["ort"], args.preprocess)
+        sq = slimnet_quantize(files["fp32"], calib, files["slimnet"])
+        src, upgraded = files["fp32"], opset(files["fp32"]) < 13
+        if upgraded:
+            src = work / "fp32_opset13.onnx"
+            upgrade_opset13(files["fp32"], src)
+        oq = ort_quantize(src, calib, key, files["ort"], args.preprocess)
+        if "error" not in oq:
+            oq["opset13"] = upgraded
         for k, q in (("slimnet", sq), ("ort", oq)):
             if "error" in q:
                 log(stem, k, "quantize fails:", q["error"])
@@ -472,9 +514,18 @@ def main():
             ref_sl = run_slimnet(files["fp32"], name, batches, work / "eval")
         except RuntimeError as e:
             ref_sl = e
-        for engine, file in [("ONNX Runtime", "slimnet"), ("ONNX Runtime", "ort"),
-                             ("slimnet", "slimnet"), ("slimnet", "ort")]:
-            title = {"slimnet": "slimnet int8", "ort": "ORT QDQ"}[file]
+        pairs = [("ONNX Runtime", "slimnet"), ("ONNX Runtime", "ort"), ("slimnet", "slimnet"),
+                 ("slimnet", "ort")]
+        if files["slimnet"] is not None and upgraded and ort_loads(files["slimnet"]):
+            # slimnet keeps the model's opset; quantize the opset-13 conversion too, so that
+            # ONNX Runtime can run a slimnet-quantized file of this model
+            files["slimnet13"] = work / "slimnet_int8_opset13.onnx"
+            if "error" in slimnet_quantize(src, calib, files["slimnet13"]):
+                files["slimnet13"] = None
+            pairs.insert(1, ("ONNX Runtime", "slimnet13"))
+        for engine, file in pairs:
+            title = {"slimnet": "slimnet int8", "ort": "ORT QDQ",
+                     "slimnet13": "slimnet int8 of the opset-13 model"}[file]
             if files[file] is None:
                 fid[(engine, title)] = {"error": "not quantized"}
                 continue
@@ -488,14 +539,16 @@ def main():
                 cos, task = metrics(kind, ref, q, labels)
                 fid[(engine, title)] = {"cos": cos, "task": task}
             except Exception as e:  # noqa: BLE001 - reported in the table
-                fid[(engine, title)] = {"error": f"{type(e).__name__}: {e}".splitlines()[0]}
+                fid[(engine, title)] = {"error": clean(f"{type(e).__name__}: {e}").splitlines()[0]}
             log(stem, engine, title, fid[(engine, title)])
-        x1 = batches[0][:1]
+        # batch 1; the melspectrogram as openwakeword streams it, 1760 samples per call
+        x1 = batches[0][:1, :1760] if kind == "mel" else batches[0][:1]
         np.save(work / "lat_input.npy", x1)
         log(stem, "latency")
         lat = latency(name, work / "lat_input.npy", files, args.runs, args.rounds, args.warmup)
         log(stem, {k: (round(v["median_ms"], 3) if "error" not in v else v["error"]) for k, v in lat.items()})
-        size = {k: (f.stat().st_size if f is not None and f.exists() else None) for k, f in files.items()}
+        size = {k: (f.stat().st_size if f is not None and f.exists() else None)
+                for k, f in files.items() if k in ("fp32", "slimnet", "ort")}
         rows.append({"stem": stem, "calib_n": len(np.load(calib)[key]), "slimnet_q": sq, "ort_q": oq,
                      "size": size, "eval_desc": desc, "fidelity": fid, "latency": lat,
                      "lat_input": f"{name} {list(x1.shape)}"})

@@ -414,7 +414,7 @@ def report(args, rows, load, seconds):
         for (engine, file), m in r["fidelity"].items():
             c = [r["stem"], r["eval_desc"]] if first else ["", ""]
             first = False
-            cell = ("fails: " + m["error"].replace("|", "/")[:120], "–") if "error" in m else (
+            cell = ("fails: " + short_error(m["error"]), "–") if "error" in m else (
                 f"{m['cos']:.5f}", m["task"])
             L.append("| " + " | ".join(c + [engine, file, *cell]) + " |")
     L += ["", "Task metrics: " + "; ".join(
@@ -446,14 +446,28 @@ def report(args, rows, load, seconds):
     return L
 
 
+def short_error(e):
+    """ONNX Runtime's load errors name the file first; the reason comes after 'failed:'."""
+    import re
+    e = e.split("failed:", 1)[-1].strip()
+    m = re.search(r'In Node, \("([^"]*)", (\w+).*, Error (.*)$', e)
+    if m:
+        e = f"invalid model, node {m.group(1)} ({m.group(2)}): {m.group(3)}"
+    return e.replace("|", "/")[-160:]
+
+
 def write_section(lines, path):
-    """Replaces this section of BENCHMARKS.md (to the next '## ' heading or the end), or appends it."""
+    """Replaces this section of BENCHMARKS.md (to the next '## ' heading or the end), or
+    appends it; keeps its "### Reading" subsection."""
     text = path.read_text() if path.exists() else "# Benchmarks\n"
     old = text.splitlines()
     try:
         start = old.index(SECTION)
         end = next((i for i in range(start + 1, len(old)) if old[i].startswith("## ")), len(old))
-        new = old[:start] + lines + ([""] + old[end:] if end < len(old) else [])
+        # a hand-written "### Reading" of the numbers stays (to be revised after a rerun)
+        reading = next((i for i in range(start, end) if old[i].startswith("### Reading")), None)
+        kept = [""] + old[reading:end] if reading is not None else []
+        new = old[:start] + lines + kept + ([""] + old[end:] if end < len(old) else [])
     except ValueError:
         new = old + [""] + lines
     path.write_text("\n".join(new).rstrip("\n") + "\n")

@@ -37,6 +37,7 @@ PEER = ROOT / "bench" / "peer.py"
 ENGINES = ["slimnet", "ort", "tract", "rten"]
 TITLES = {"slimnet": "slimnet", "ort": "ONNX Runtime", "tract": "tract", "rten": "rten"}
 SMALL_MODELS = ["digits_mlp", "mnist_cnn", "hey_jarvis_v0.1"]
+KEPT_SECTIONS = ["## Quantization: slimnet vs ONNX Runtime's quantizer"]  # see write_report
 FMA_PEAK_GFLOPS = 117.0  # f32 FMA peak of one core, measured on the development machine
 
 
@@ -333,7 +334,14 @@ def write_report(path, args, engines, rows, micro, vers, base, loads):
                   "overrides it, and an example that prints its own measured peak wins)."]
         for name, out, peak in micro:
             lines += ["", f"`{name}`:", "", "```", *with_fraction(out, peak), "```"]
-    path.write_text("\n".join(lines) + "\n")
+    # keep the sections other scripts write (bench/quantize), from their heading on
+    kept = []
+    if path.exists():
+        old = path.read_text().splitlines()
+        start = next((i for i, l in enumerate(old) if l in KEPT_SECTIONS), None)
+        if start is not None:
+            kept = [""] + old[start:]
+    path.write_text("\n".join(lines + kept).rstrip("\n") + "\n")
 
 
 # --- main ------------------------------------------------------------------------------

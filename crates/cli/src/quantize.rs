@@ -59,6 +59,10 @@ pub struct QuantizeArgs {
     /// Do not correct biases for the mean error of quantized weights.
     #[arg(long)]
     pub no_bias_correction: bool,
+    /// Cross-layer equalization of convolution pairs joined by Relu, LeakyRelu or
+    /// MaxPool (on by default with --per-tensor, where it helps most).
+    #[arg(long)]
+    pub equalize: bool,
     /// Also quantize depthwise convolutions.
     #[arg(long)]
     pub quantize_depthwise: bool,
@@ -122,6 +126,7 @@ pub fn quantize_command(args: QuantizeArgs) -> Result<()> {
         min_cosine: (!args.no_search).then_some(args.min_cosine),
         min_agreement: Some(args.min_agreement),
         bias_correction: !args.no_bias_correction,
+        equalize: args.equalize || args.per_tensor,
         quantize_depthwise: args.quantize_depthwise,
         search_samples: args.search_samples,
         threads: args.threads,
@@ -213,7 +218,10 @@ fn print_report(r: &QuantizeReport, data: &str, size_in: u64, size_out: u64, sec
         ]);
     }
     println!("{table}");
-    println!("calibration: {data}, method {}", r.method);
+    println!(
+        "calibration: {data}, method {}; {} convolution pairs equalized",
+        r.method, r.equalized_pairs
+    );
     println!(
         "layers: {} int8, {} float",
         r.int8_count(),
@@ -299,6 +307,7 @@ fn report_json(
         "target_min_agreement": r.target_agreement,
         "met": r.met,
         "evaluations": r.evaluations,
+        "equalized_pairs": r.equalized_pairs,
         "size_in": size_in,
         "size_out": size_out,
         "seconds": seconds,

@@ -313,3 +313,37 @@ fn exported_qdq_runs_in_onnx_runtime() {
         }
     }
 }
+
+/// Cross-layer equalization keeps the float function and, with per-tensor weights,
+/// does not lose fidelity (it evens out the per-channel ranges a single scale covers).
+#[test]
+fn equalization_helps_per_tensor_weights() {
+    for stem in ["mnist_cnn", "ppocr_det"] {
+        let (path, cases) = common::reference(stem);
+        let model = load_model(&path).unwrap();
+        let samples: Vec<Vec<(String, Tensor)>> = cases.iter().map(|c| c.inputs.clone()).collect();
+        let mut sqnr = Vec::new();
+        for equalize in [false, true] {
+            let options = QuantizeOptions {
+                per_channel: false,
+                equalize,
+                min_cosine: None,
+                ..QuantizeOptions::default()
+            };
+            let q = quantize(&model, samples.clone(), &options, &mut |_, _, _| {}).unwrap();
+            let f = q.report.fidelity_all_int8.clone().unwrap();
+            println!(
+                "{stem}: per-tensor weights, equalize {equalize} ({} pairs): cosine {:.5}, SQNR {:.1} dB",
+                q.report.equalized_pairs, f.mean_cosine[0], f.sqnr_db[0]
+            );
+            if equalize {
+                assert!(q.report.equalized_pairs > 0, "{stem}: no pair equalized");
+            }
+            sqnr.push(f.sqnr_db[0]);
+        }
+        assert!(
+            sqnr[1] >= sqnr[0] - 0.5,
+            "{stem}: equalization lost fidelity: {sqnr:?}"
+        );
+    }
+}

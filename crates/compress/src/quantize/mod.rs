@@ -6,6 +6,8 @@
 //! 1. finds the Conv, MatMul and Gemm nodes with constant weights;
 //! 2. runs the float model on the calibration samples and observes each of their
 //!    activation inputs ([`crate::calibrate`]);
+//!    (before that, cross-layer equalization rescales pairs of convolutions joined
+//!    by Relu, LeakyRelu or MaxPool so their per-channel weight ranges match);
 //! 3. quantizes weights to symmetric int8 (per output channel by default) and
 //!    activations to uint8 (asymmetric by default) with the calibrated ranges, and
 //!    corrects biases for the mean shift of the weight error;
@@ -18,6 +20,7 @@
 //! The report says, for every candidate layer, whether it was quantized and, if
 //! not, why.
 
+mod equalize;
 mod measure;
 mod rewrite;
 mod search;
@@ -62,6 +65,12 @@ pub struct QuantizeOptions {
     pub min_agreement: Option<f64>,
     /// Correct biases for the mean shift caused by quantizing weights.
     pub bias_correction: bool,
+    /// Cross-layer equalization of convolution pairs joined by Relu/LeakyRelu/MaxPool
+    /// before quantizing. It evens out per-channel weight ranges, which is what
+    /// per-tensor weights need; with per-channel weights it mostly moves range into
+    /// the (per-tensor) activations, so it is off by default and worth trying with
+    /// `per_channel: false`.
+    pub equalize: bool,
     /// Also quantize depthwise convolutions (they run faster in float here).
     pub quantize_depthwise: bool,
     /// At most this many samples are used to measure fidelity (all are used to
@@ -82,6 +91,7 @@ impl Default for QuantizeOptions {
             min_cosine: Some(0.99),
             min_agreement: Some(0.99),
             bias_correction: true,
+            equalize: false,
             quantize_depthwise: false,
             search_samples: 16,
             threads: 0,
@@ -143,6 +153,8 @@ pub struct QuantizeReport {
     pub met: bool,
     /// Quantized models measured during the search.
     pub evaluations: usize,
+    /// Convolution pairs rescaled by cross-layer equalization.
+    pub equalized_pairs: usize,
     pub calibration_time: Duration,
     pub search_time: Duration,
 }
@@ -196,6 +208,11 @@ pub fn quantize(
     }
     let mut float = model.clone();
     optimize(&mut float, &OptimizeOptions::default())?;
+    let equalized = if options.equalize {
+        equalize::equalize(&mut float.graph, 4)
+    } else {
+        0
+    };
     let all = find_targets(&float.graph);
     let mut layers: Vec<LayerReport> = Vec::new();
     let mut candidates = Vec::new();
@@ -310,6 +327,7 @@ pub fn quantize(
             target_agreement: options.min_cosine.and(options.min_agreement),
             met: outcome.met,
             evaluations: outcome.evaluations,
+            equalized_pairs: equalized,
             calibration_time,
             search_time: search_started.elapsed(),
         },

@@ -48,7 +48,7 @@ fn readers(graph: &Graph) -> Vec<Vec<NodeId>> {
     r
 }
 
-fn conv_weights<'g>(graph: &'g Graph, n: NodeId) -> Option<(&'g Tensor, usize)> {
+fn conv_weights(graph: &Graph, n: NodeId) -> Option<(&Tensor, usize)> {
     let node = &graph.nodes[n];
     let Op::Nn(NnOp::Conv(c)) = &node.op else {
         return None;

@@ -369,7 +369,6 @@ fn cast_numeric(data: &TensorData, dtype: DType) -> TensorData {
         match dtype {
             DType::I64 => return TensorData::I64(ints.iter().map(|&x| x as i64).collect()),
             DType::U64 => return TensorData::U64(ints.iter().map(|&x| x as u64).collect()),
-            DType::I4 | DType::U4 => {}
             d if d.is_integer() => {
                 return cast_with(dtype, &mut ints.iter().map(|&x| wrap_to_bits(x, d) as f64));
             }
@@ -399,19 +398,17 @@ fn cast_with(dtype: DType, values: &mut dyn Iterator<Item = f64>) -> TensorData 
         DType::U32 => collect::<u32>(values),
         DType::U64 => collect::<u64>(values),
         DType::BF16 => collect::<bf16>(values),
-        // ONNX casts to 4-bit types round half to even, then saturate.
-        DType::U4 => TensorData::U4(values.map(|v| saturate_4bit(v, 0.0, 15.0) as u8).collect()),
-        DType::I4 => TensorData::I4(values.map(|v| saturate_4bit(v, -8.0, 7.0) as i8).collect()),
+        // Like ONNX's reference: truncate to an integer, then keep the low 4 bits.
+        DType::U4 => TensorData::U4(values.map(|v| wrap_4bit(v, DType::U4) as u8).collect()),
+        DType::I4 => TensorData::I4(values.map(|v| wrap_4bit(v, DType::I4) as i8).collect()),
         DType::String => unreachable!("handled by Tensor::cast"),
     }
 }
 
-/// `v` rounded half to even and clamped to `[lo, hi]` (NaN to 0).
-fn saturate_4bit(v: f64, lo: f64, hi: f64) -> f64 {
-    if v.is_nan() {
-        return 0.0;
-    }
-    v.round_ties_even().clamp(lo, hi)
+/// `v` truncated toward zero (saturating at the i64 range, NaN to 0), then wrapped to
+/// the 4-bit type's range.
+fn wrap_4bit(v: f64, dtype: DType) -> i128 {
+    wrap_to_bits(v as i64 as i128, dtype)
 }
 
 /// Keeps the low bits of `x` for a narrower integer type (C-style wrapping).

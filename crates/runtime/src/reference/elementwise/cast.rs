@@ -47,7 +47,7 @@ pub fn cast(x: &Tensor, to: DType) -> Result<Tensor, String> {
         return Ok(x.clone());
     }
     let shape = x.shape();
-    // To 4-bit types: round half to even, then saturate (Tensor::cast).
+    // To 4-bit types: truncate, then wrap (Tensor::cast).
     if (to.is_integer() || to == DType::Bool) && !matches!(to, DType::I4 | DType::U4) {
         if let Some(ints) = exact_ints(x) {
             return match to {

@@ -184,3 +184,86 @@ fn constant(graph: &mut Graph, name: String, t: Tensor) -> ValueId {
     v.constant = Some(Arc::new(t));
     graph.add_value(v)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use slimnet_ir::{Attr, Attributes, Node, NodeContext};
+    use slimnet_tensor::DType;
+
+    /// A one-node model at `opset`: `y = op(x)` with x f32 `[2, 3]`.
+    fn model(op_type: &str, opset: i64, attrs: Vec<(&str, Attr)>) -> Model {
+        let mut g = Graph::default();
+        let mut x = Value::new("x");
+        x.info = ValueInfo::known(DType::F32, &[2, 3]);
+        let x = g.add_value(x);
+        g.inputs.push(x);
+        let y = g.add_value(Value::new("y"));
+        let ctx = NodeContext {
+            name: "n",
+            op_type,
+            domain: "",
+            opset,
+            num_inputs: 1,
+            num_outputs: 1,
+        };
+        let mut a = Attributes::new(attrs.into_iter().map(|(k, v)| (k.into(), v)).collect());
+        let op = Op::parse(&ctx, &mut a).unwrap();
+        g.nodes.push(Node {
+            name: "n".into(),
+            op,
+            inputs: vec![Some(x)],
+            outputs: vec![Some(y)],
+        });
+        g.outputs.push(y);
+        Model {
+            graph: g,
+            ir_version: 8,
+            opsets: vec![(String::new(), opset)],
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn reduce_axes_attribute_becomes_an_input() {
+        let mut m = model("ReduceMean", 13, vec![("axes", Attr::Ints(vec![-1]))]);
+        upgrade(&mut m, 21).unwrap();
+        assert_eq!(m.opset(), 21);
+        assert_eq!(m.ir_version, 10);
+        let node = &m.graph.nodes[0];
+        assert!(matches!(
+            node.op,
+            Op::Reduce(ReduceOp::Reduce { axes: None, .. })
+        ));
+        let axes = m.graph.values[node.inputs[1].unwrap()].constant.as_deref();
+        assert_eq!(axes.unwrap().as_slice::<i64>().unwrap(), &[-1]);
+    }
+
+    #[test]
+    fn softmax_coercion_converts_on_the_last_axis_only() {
+        let mut m = model("Softmax", 11, vec![("axis", Attr::Int(1))]);
+        upgrade(&mut m, 21).unwrap();
+        assert!(matches!(
+            m.graph.nodes[0].op,
+            Op::Reduce(ReduceOp::Softmax {
+                coerce_2d: false,
+                ..
+            })
+        ));
+        let mut m = model("Softmax", 11, vec![("axis", Attr::Int(0))]);
+        let e = upgrade(&mut m, 21).unwrap_err().to_string();
+        assert!(e.contains("'n' (Softmax)"), "{e}");
+    }
+
+    #[test]
+    fn changed_ops_are_refused_by_name() {
+        let mut m = model("Clip", 10, vec![("min", Attr::Float(0.0))]);
+        let e = upgrade(&mut m, 21).unwrap_err().to_string();
+        assert!(e.contains("Clip") && e.contains("attributes"), "{e}");
+        let mut old = model("Relu", 9, vec![]);
+        assert!(upgrade(&mut old, 21).is_err());
+        let mut new = model("Relu", 21, vec![]);
+        upgrade(&mut new, 21).unwrap();
+        assert_eq!(new.ir_version, 8);
+    }
+}

@@ -8,8 +8,11 @@
 //! The weight becomes an INT4 initializer read through an opset-21
 //! `DequantizeLinear` (`axis` 0, `block_size`, no zero point); activations stay
 //! float, and convolutions are left in float in this mode. The model's opset is
-//! raised to 21 (see [`super::opset`]).
+//! raised to 21 (see [`super::opset`]). Fidelity is measured against the float
+//! model like the int8 path's; layers are kept in float only to meet a target the
+//! all-int4 model misses.
 
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -17,10 +20,10 @@ use slimnet_ir::ops::nn::Gemm;
 use slimnet_ir::ops::{NnOp, QuantOp};
 use slimnet_ir::{Model, Node, Op, Value, ValueInfo};
 use slimnet_runtime::{optimize, OptimizeOptions, ReferenceFolder};
-use slimnet_tensor::{Tensor, TensorData};
+use slimnet_tensor::{DType, Tensor, TensorData};
 
-use super::measure::Oracle;
-use super::targets::{find_targets, TargetKind};
+use super::measure::{Fidelity, Oracle};
+use super::targets::{find_targets, Target, TargetKind};
 use super::{LayerReport, LayerStatus, QuantizeOptions, QuantizeReport, QuantizedModel, Stage};
 use crate::CompressError;
 
@@ -96,23 +99,26 @@ pub(crate) fn check_options(options: &QuantizeOptions) -> Result<(), CompressErr
     Ok(())
 }
 
-/// Int4 weight-only quantization; see the module documentation.
-pub(crate) fn quantize_int4(
-    model: &Model,
-    samples: Vec<Vec<(String, Tensor)>>,
-    options: &QuantizeOptions,
-    progress: &mut dyn FnMut(Stage, usize, usize),
-) -> Result<QuantizedModel, CompressError> {
-    check_options(options)?;
-    let started = Instant::now();
-    let mut float = model.clone();
-    optimize(&mut float, &OptimizeOptions::default())?;
+/// One MatMul/Gemm prepared for int4: its layer index in the report, the target,
+/// and its weight as `[K, N]` int4.
+struct Prepared {
+    layer: usize,
+    target: Target,
+    k: usize,
+    n: usize,
+    weight: Int4Weight,
+}
+
+/// `float` with the prepared layers for which `keep(layer)` holds rewritten to int4
+/// (opset raised to 21 when any is).
+fn build(
+    float: &Model,
+    prepared: &[Prepared],
+    block: usize,
+    keep: impl Fn(usize) -> bool,
+) -> Result<Model, CompressError> {
     let mut out = float.clone();
-    let block = options.block_size;
-    let mut layers = Vec::new();
-    let mut added = Vec::new();
-    let mut names: std::collections::HashSet<String> =
-        out.graph.values.iter().map(|v| v.name.clone()).collect();
+    let mut names: HashSet<String> = out.graph.values.iter().map(|v| v.name.clone()).collect();
     let mut fresh = |base: String| {
         let mut name = base.clone();
         let mut k = 1;
@@ -123,6 +129,71 @@ pub(crate) fn quantize_int4(
         names.insert(name.clone());
         name
     };
+    let mut added = Vec::new();
+    for p in prepared.iter().filter(|p| keep(p.layer)) {
+        let (k, n, t) = (p.k, p.n, &p.target);
+        let base = out.graph.values[t.weight].name.clone();
+        let g = &mut out.graph;
+        let mut add = |name: String, t: Option<Tensor>, info: ValueInfo| {
+            let mut v = Value::new(name);
+            v.info = info;
+            v.constant = t.map(Arc::new);
+            g.add_value(v)
+        };
+        let values = TensorData::i4(p.weight.values.clone()).map_err(internal)?;
+        let wq = Tensor::new(vec![k, n], values).map_err(internal)?;
+        let ws = Tensor::from_vec(vec![k.div_ceil(block), n], p.weight.scales.clone())
+            .map_err(internal)?;
+        let (wq_info, ws_info) = (ValueInfo::of_tensor(&wq), ValueInfo::of_tensor(&ws));
+        let wq_v = add(fresh(format!("{base}_int4")), Some(wq), wq_info);
+        let ws_v = add(fresh(format!("{base}_scale")), Some(ws), ws_info);
+        let info = ValueInfo::known(DType::F32, &[k, n]);
+        let dq_v = add(fresh(format!("{base}_dequantized")), None, info);
+        added.push(Node {
+            name: fresh(format!("{base}_DequantizeLinear")),
+            op: Op::Quant(QuantOp::Dequantize {
+                axis: 0,
+                block_size: block as i64,
+                output_dtype: None,
+            }),
+            inputs: vec![Some(wq_v), Some(ws_v)],
+            outputs: vec![Some(dq_v)],
+        });
+        let node = &mut out.graph.nodes[t.node];
+        node.inputs[1] = Some(dq_v);
+        if let Op::Nn(NnOp::Gemm(gm)) = &node.op {
+            node.op = Op::Nn(NnOp::Gemm(Gemm {
+                trans_b: false,
+                ..gm.clone()
+            }));
+        }
+    }
+    if added.is_empty() {
+        return Ok(out);
+    }
+    out.graph.nodes.extend(added);
+    out.graph.sort().map_err(internal)?;
+    super::opset::upgrade(&mut out, OPSET)?;
+    slimnet_ir::infer_shapes(&mut out.graph, &ReferenceFolder).map_err(internal)?;
+    Ok(out)
+}
+
+/// Int4 weight-only quantization; see the module documentation. With a fidelity
+/// target that the all-int4 model misses, each layer is measured alone in int4 and
+/// the worst are kept in float, one more at a time, until the target is met.
+pub(crate) fn quantize_int4(
+    model: &Model,
+    samples: Vec<Vec<(String, Tensor)>>,
+    options: &QuantizeOptions,
+    progress: &mut dyn FnMut(Stage, usize, usize),
+) -> Result<QuantizedModel, CompressError> {
+    check_options(options)?;
+    let started = Instant::now();
+    let mut float = model.clone();
+    optimize(&mut float, &OptimizeOptions::default())?;
+    let block = options.block_size;
+    let mut layers = Vec::new();
+    let mut prepared = Vec::new();
     for t in find_targets(&float.graph) {
         let excluded = options
             .exclude
@@ -164,62 +235,53 @@ pub(crate) fn quantize_int4(
             }
             _ => (r, c, wv.to_vec()),
         };
-        let q = quantize_blocked(&kn, k, n, block);
-        let base = out.graph.values[t.weight].name.clone();
-        let g = &mut out.graph;
-        let mut add = |name: String, t: Option<Tensor>, info: ValueInfo| {
-            let mut v = Value::new(name);
-            v.info = info;
-            v.constant = t.map(Arc::new);
-            g.add_value(v)
-        };
-        let wq = Tensor::new(vec![k, n], TensorData::i4(q.values).map_err(internal)?)
-            .map_err(internal)?;
-        let ws = Tensor::from_vec(vec![k.div_ceil(block), n], q.scales).map_err(internal)?;
-        let wq_v = add(
-            fresh(format!("{base}_int4")),
-            Some(wq.clone()),
-            ValueInfo::of_tensor(&wq),
-        );
-        let ws_v = add(
-            fresh(format!("{base}_scale")),
-            Some(ws.clone()),
-            ValueInfo::of_tensor(&ws),
-        );
-        let info = ValueInfo::known(slimnet_tensor::DType::F32, &[k, n]);
-        let dq_v = add(fresh(format!("{base}_dequantized")), None, info);
-        added.push(Node {
-            name: fresh(format!("{base}_DequantizeLinear")),
-            op: Op::Quant(QuantOp::Dequantize {
-                axis: 0,
-                block_size: block as i64,
-                output_dtype: None,
-            }),
-            inputs: vec![Some(wq_v), Some(ws_v)],
-            outputs: vec![Some(dq_v)],
+        prepared.push(Prepared {
+            layer: layers.len() - 1,
+            target: t,
+            k,
+            n,
+            weight: quantize_blocked(&kn, k, n, block),
         });
-        let node = &mut out.graph.nodes[t.node];
-        node.inputs[1] = Some(dq_v);
-        if let Op::Nn(NnOp::Gemm(gm)) = &node.op {
-            node.op = Op::Nn(NnOp::Gemm(Gemm {
-                trans_b: false,
-                ..gm.clone()
-            }));
-        }
     }
-    out.graph.nodes.extend(added);
-    out.graph.sort().map_err(internal)?;
-    super::opset::upgrade(&mut out, OPSET)?;
-    slimnet_ir::infer_shapes(&mut out.graph, &ReferenceFolder).map_err(internal)?;
     let calibration_time = started.elapsed();
     let search_started = Instant::now();
     let take = options.search_samples.max(1).min(samples.len());
     let measure: Vec<_> = samples.into_iter().take(take).collect();
-    progress(Stage::Searching, 0, 1);
     let oracle = Oracle::new(&float, measure, options.threads)?;
-    let fidelity = oracle.fidelity(&out)?;
+    let meets = |f: &Fidelity| options.min_cosine.is_none_or(|c| f.score() >= c);
+    let mut evaluations = 1;
+    progress(Stage::Searching, 0, 1);
+    let mut out = build(&float, &prepared, block, |_| true)?;
+    let mut fidelity = oracle.fidelity(&out)?;
+    if !meets(&fidelity) && !prepared.is_empty() {
+        // Each layer alone in int4, worst first.
+        let total = 2 * prepared.len();
+        let mut alone = Vec::with_capacity(prepared.len());
+        for (i, p) in prepared.iter().enumerate() {
+            progress(Stage::Measuring, i, total);
+            let m = build(&float, &prepared, block, |l| l == p.layer)?;
+            alone.push((p.layer, oracle.fidelity(&m)?.score()));
+            evaluations += 1;
+        }
+        alone.sort_by(|a, b| a.1.total_cmp(&b.1));
+        for kept in 1..=alone.len() {
+            progress(Stage::Searching, kept, alone.len());
+            let float_set: Vec<usize> = alone[..kept].iter().map(|a| a.0).collect();
+            out = build(&float, &prepared, block, |l| !float_set.contains(&l))?;
+            fidelity = oracle.fidelity(&out)?;
+            evaluations += 1;
+            if meets(&fidelity) || kept == alone.len() {
+                for &(l, score) in &alone[..kept] {
+                    layers[l].status = LayerStatus::Float(format!(
+                        "kept in float for the fidelity target (alone in int4: cosine {score:.5})"
+                    ));
+                }
+                break;
+            }
+        }
+    }
     progress(Stage::Searching, 1, 1);
-    let met = options.min_cosine.is_none_or(|c| fidelity.score() >= c);
+    let met = meets(&fidelity);
     let outputs = float
         .graph
         .outputs
@@ -238,7 +300,7 @@ pub(crate) fn quantize_int4(
             fidelity: Some(fidelity),
             target: options.min_cosine,
             met,
-            evaluations: 1,
+            evaluations,
             calibration_time,
             search_time: search_started.elapsed(),
         },

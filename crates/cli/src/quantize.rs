@@ -1,5 +1,6 @@
 //! `slimnet quantize`: post-training int8 quantization on calibration data, written
-//! as a standard ONNX QDQ model.
+//! as a standard ONNX QDQ model; or, with `--weight-bits 4`, int4 weight-only
+//! quantization of MatMul/Gemm (blocked opset-21 DequantizeLinear).
 
 use std::path::PathBuf;
 use std::time::Instant;
@@ -69,9 +70,13 @@ pub struct QuantizeArgs {
     /// Samples used to measure fidelity (all are used to calibrate).
     #[arg(long, default_value_t = 16, value_name = "N")]
     pub search_samples: usize,
-    /// Weight bits: 8 (int8 weights and activations).
+    /// Weight bits: 8 (int8 weights and activations) or 4 (int4 weight-only
+    /// MatMul/Gemm, activations and convolutions stay float; writes opset 21).
     #[arg(long, default_value_t = 8, value_name = "BITS")]
     pub weight_bits: u32,
+    /// With --weight-bits 4: rows of K sharing one scale (16, 32, 64 or 128).
+    #[arg(long, default_value_t = 32, value_name = "N")]
+    pub block_size: usize,
     /// Threads for running the model during calibration (0: one per physical core).
     #[arg(long, default_value_t = 0)]
     pub threads: usize,
@@ -88,10 +93,13 @@ fn parse_method(s: &str) -> Result<CalibrationMethod, String> {
 
 pub fn quantize_command(args: QuantizeArgs) -> Result<()> {
     let started = Instant::now();
-    if args.weight_bits != 8 {
+    if args.weight_bits != 8 && args.weight_bits != 4 {
+        bail!("--weight-bits {}: must be 8 or 4", args.weight_bits);
+    }
+    if ![16, 32, 64, 128].contains(&args.block_size) {
         bail!(
-            "--weight-bits {}: only 8 is supported by this build",
-            args.weight_bits
+            "--block-size {}: must be 16, 32, 64 or 128",
+            args.block_size
         );
     }
     let same_file = std::fs::canonicalize(&args.model)
@@ -130,6 +138,8 @@ pub fn quantize_command(args: QuantizeArgs) -> Result<()> {
         quantize_depthwise: args.quantize_depthwise,
         search_samples: args.search_samples,
         threads: args.threads,
+        weight_bits: args.weight_bits,
+        block_size: args.block_size,
     };
     let bar = ProgressBar::new(data.len() as u64);
     bar.set_style(
@@ -172,6 +182,7 @@ pub fn quantize_command(args: QuantizeArgs) -> Result<()> {
 fn status_text(s: &LayerStatus) -> (&'static str, String) {
     match s {
         LayerStatus::Int8 => ("int8", String::new()),
+        LayerStatus::Int4 => ("int4", String::new()),
         LayerStatus::Float(reason) => ("float", reason.clone()),
     }
 }
@@ -222,15 +233,26 @@ fn print_report(r: &QuantizeReport, data: &str, size_in: u64, size_out: u64, sec
         "calibration: {data}, method {}; {} convolution pairs equalized",
         r.method, r.equalized_pairs
     );
-    println!(
-        "layers: {} int8, {} float",
-        r.int8_count(),
-        r.layers.len() - r.int8_count()
-    );
-    println!(
-        "all candidates int8: {}",
-        fidelity_text(&r.outputs, &r.fidelity_all_int8)
-    );
+    let quantized = r.int8_count() + r.int4_count();
+    if r.int4_count() > 0 {
+        println!(
+            "layers: {} int4 (weight-only), {} float",
+            r.int4_count(),
+            r.layers.len() - quantized
+        );
+    } else {
+        println!(
+            "layers: {} int8, {} float",
+            r.int8_count(),
+            r.layers.len() - quantized
+        );
+    }
+    if r.fidelity_all_int8.is_some() {
+        println!(
+            "all candidates int8: {}",
+            fidelity_text(&r.outputs, &r.fidelity_all_int8)
+        );
+    }
     println!("written model: {}", fidelity_text(&r.outputs, &r.fidelity));
     if let Some(t) = r.target {
         let agreement = r
@@ -300,7 +322,8 @@ fn report_json(
         "search_samples": r.search_samples,
         "layers": layers,
         "int8_layers": r.int8_count(),
-        "float_layers": r.layers.len() - r.int8_count(),
+        "int4_layers": r.int4_count(),
+        "float_layers": r.layers.len() - r.int8_count() - r.int4_count(),
         "fidelity_all_int8": fidelity_json(&r.outputs, &r.fidelity_all_int8),
         "fidelity": fidelity_json(&r.outputs, &r.fidelity),
         "target_min_cosine": r.target,

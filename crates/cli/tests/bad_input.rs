@@ -352,3 +352,32 @@ fn bench_reports_latency_and_rejects_zero_runs() {
         &["--runs"],
     );
 }
+
+#[test]
+fn quantize_rejects_bad_int4_options() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = own_model("digits_mlp");
+    let calib =
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../models/digits_mlp/heldout_x.npy");
+    let out = dir.path().join("q.onnx");
+    let (m, c, o) = (
+        model.to_str().unwrap(),
+        calib.to_str().unwrap(),
+        out.to_str().unwrap(),
+    );
+    let base = ["quantize", m, "--calib", c, "-o", o];
+    let with = |extra: &[&'static str]| -> Vec<&str> {
+        base.iter().copied().chain(extra.iter().copied()).collect()
+    };
+    expect_failure(
+        &with(&["--weight-bits", "4", "--block-size", "48"]),
+        &[&model],
+        &["--block-size 48"],
+    );
+    expect_failure(
+        &with(&["--weight-bits", "3"]),
+        &[&model],
+        &["--weight-bits 3"],
+    );
+    assert!(!out.exists());
+}

@@ -54,6 +54,15 @@ fn from_raw(bytes: &[u8], dtype: DType, count: usize) -> Result<TensorData, Stri
     if dtype == DType::String {
         return Err("string tensors cannot use raw_data".into());
     }
+    if matches!(dtype, DType::I4 | DType::U4) {
+        if count.div_ceil(2) != bytes.len() {
+            return Err(format!(
+                "{} of raw data (4-bit values pack two per byte)",
+                claims(count, bytes.len(), "bytes")
+            ));
+        }
+        return Ok(unpack_4bit(bytes.iter().map(|&b| b as i32), dtype, count));
+    }
     let size = dtype.size_of();
     if count.checked_mul(size) != Some(bytes.len()) {
         return Err(format!(
@@ -93,8 +102,31 @@ fn from_raw(bytes: &[u8], dtype: DType, count: usize) -> Result<TensorData, Stri
                 .map(|c| bf16::from_bits(u16::from_le_bytes([c[0], c[1]])))
                 .collect(),
         ),
-        DType::String => unreachable!(),
+        DType::String | DType::I4 | DType::U4 => unreachable!(),
     })
+}
+
+/// 4-bit values from bytes holding two each, low nibble first (ONNX's packing;
+/// the last high nibble of an odd count is padding). Signed values are sign-extended.
+fn unpack_4bit(bytes: impl Iterator<Item = i32>, dtype: DType, count: usize) -> TensorData {
+    let nibbles = bytes
+        .flat_map(|b| [(b & 0xF) as u8, ((b >> 4) & 0xF) as u8])
+        .take(count);
+    if dtype == DType::I4 {
+        TensorData::I4(nibbles.map(|n| ((n << 4) as i8) >> 4).collect())
+    } else {
+        TensorData::U4(nibbles.collect())
+    }
+}
+
+/// 4-bit values packed two per byte, low nibble first; an odd count leaves the
+/// last high nibble zero.
+fn pack_4bit(nibbles: impl Iterator<Item = u8>) -> Vec<u8> {
+    let nibbles: Vec<u8> = nibbles.map(|n| n & 0xF).collect();
+    nibbles
+        .chunks(2)
+        .map(|c| c[0] | c.get(1).map_or(0, |h| h << 4))
+        .collect()
 }
 
 fn from_typed(p: &TensorProto, dtype: DType, count: usize) -> Result<TensorData, String> {
@@ -104,9 +136,15 @@ fn from_typed(p: &TensorProto, dtype: DType, count: usize) -> Result<TensorData,
         DType::I64 => p.int64_data.len(),
         DType::U32 | DType::U64 => p.uint64_data.len(),
         DType::String => p.string_data.len(),
+        // 4-bit values pack two per int32 entry, like raw bytes.
+        DType::I4 | DType::U4 => p.int32_data.len() * 2,
         _ => p.int32_data.len(),
     };
-    if held != count {
+    let held_ok = match dtype {
+        DType::I4 | DType::U4 => count.div_ceil(2) * 2 == held,
+        _ => held == count,
+    };
+    if !held_ok {
         return Err(claims(count, held, "values"));
     }
     let i32s = &p.int32_data;
@@ -124,6 +162,7 @@ fn from_typed(p: &TensorProto, dtype: DType, count: usize) -> Result<TensorData,
         DType::Bool => TensorData::Bool(i32s.iter().map(|&v| v != 0).collect()),
         DType::F16 => TensorData::F16(i32s.iter().map(|&v| f16::from_bits(v as u16)).collect()),
         DType::BF16 => TensorData::BF16(i32s.iter().map(|&v| bf16::from_bits(v as u16)).collect()),
+        DType::I4 | DType::U4 => unpack_4bit(i32s.iter().copied(), dtype, count),
         DType::String => TensorData::String(
             p.string_data
                 .iter()
@@ -183,9 +222,12 @@ fn read_external(
             "external data location '{location}' resolves outside the model's folder"
         ));
     }
-    let expected = count
-        .checked_mul(dtype.size_of())
-        .ok_or("element count overflows")? as u64;
+    let expected = match dtype {
+        DType::I4 | DType::U4 => count.div_ceil(2),
+        _ => count
+            .checked_mul(dtype.size_of())
+            .ok_or("element count overflows")?,
+    } as u64;
     let mut file =
         File::open(&canon).map_err(|e| format!("external data file '{location}': {e}"))?;
     let file_len = file
@@ -212,7 +254,8 @@ fn read_external(
     Ok(buf)
 }
 
-/// Encodes a tensor with `raw_data` (strings with `string_data`).
+/// Encodes a tensor with `raw_data` (strings with `string_data`; 4-bit types packed
+/// two per byte, low nibble first).
 pub fn tensor_to_proto(name: &str, t: &Tensor) -> TensorProto {
     let mut p = TensorProto {
         name: name.to_string(),
@@ -234,6 +277,8 @@ pub fn tensor_to_proto(name: &str, t: &Tensor) -> TensorProto {
         TensorData::Bool(v) => v.iter().map(|&b| b as u8).collect(),
         TensorData::F16(v) => v.iter().flat_map(|x| x.to_bits().to_le_bytes()).collect(),
         TensorData::BF16(v) => v.iter().flat_map(|x| x.to_bits().to_le_bytes()).collect(),
+        TensorData::I4(v) => pack_4bit(v.iter().map(|&x| x as u8)),
+        TensorData::U4(v) => pack_4bit(v.iter().copied()),
         TensorData::String(v) => {
             p.string_data = v.iter().map(|s| s.as_bytes().to_vec()).collect();
             return p;
@@ -252,11 +297,42 @@ pub fn onnx_type_name(code: i32) -> &'static str {
         18 => "float8e4m3fnuz",
         19 => "float8e5m2",
         20 => "float8e5m2fnuz",
-        21 => "uint4",
-        22 => "int4",
         23 => "float4e2m1",
         c => DType::from_onnx_code(c)
             .map(|d| d.name())
             .unwrap_or("unknown"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn int4_packs_low_nibble_first_and_round_trips() {
+        let t = Tensor::new(vec![3], TensorData::i4(vec![-8, 7, -1]).unwrap()).unwrap();
+        let p = tensor_to_proto("w", &t);
+        assert_eq!(p.data_type, 22);
+        assert_eq!(p.raw_data, vec![0x78, 0x0F]);
+        assert_eq!(tensor_from_proto(&p, DataDir(None)).unwrap(), t);
+        // int32_data form: one packed byte per entry.
+        let q = TensorProto {
+            data_type: 22,
+            dims: vec![3],
+            int32_data: vec![0x78, 0x0F],
+            ..Default::default()
+        };
+        assert_eq!(tensor_from_proto(&q, DataDir(None)).unwrap(), t);
+        let u = Tensor::new(vec![2, 2], TensorData::u4(vec![1, 15, 0, 9]).unwrap()).unwrap();
+        let p = tensor_to_proto("u", &u);
+        assert_eq!(p.raw_data, vec![0xF1, 0x90]);
+        assert_eq!(tensor_from_proto(&p, DataDir(None)).unwrap(), u);
+        let short = TensorProto {
+            data_type: 21,
+            dims: vec![5],
+            raw_data: vec![0, 0],
+            ..Default::default()
+        };
+        assert!(tensor_from_proto(&short, DataDir(None)).is_err());
     }
 }

@@ -191,6 +191,9 @@ pub fn write_npy(tensor: &Tensor, mut writer: impl Write) -> Result<(), TensorEr
         TensorData::U32(v) => ("<u4", v.iter().flat_map(|x| x.to_le_bytes()).collect()),
         TensorData::U64(v) => ("<u8", v.iter().flat_map(|x| x.to_le_bytes()).collect()),
         TensorData::Bool(v) => ("|b1", v.iter().map(|&b| b as u8).collect()),
+        // numpy has no 4-bit types: written one value per byte.
+        TensorData::I4(v) => ("|i1", v.iter().flat_map(|x| x.to_le_bytes()).collect()),
+        TensorData::U4(v) => ("|u1", v.clone()),
         TensorData::String(_) => {
             return Err(TensorError::Unsupported(
                 "string tensors cannot be written as .npy".into(),

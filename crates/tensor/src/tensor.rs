@@ -17,6 +17,10 @@ pub enum TensorData {
     U32(Vec<u32>),
     U64(Vec<u64>),
     BF16(Vec<bf16>),
+    /// uint4 values, one per byte, each in `[0, 15]` (see [`TensorData::u4`]).
+    U4(Vec<u8>),
+    /// int4 values, one per byte, each in `[-8, 7]` (see [`TensorData::i4`]).
+    I4(Vec<i8>),
 }
 
 /// Applies `$body` to the typed vector inside a [`TensorData`] of a numeric or bool
@@ -38,12 +42,34 @@ macro_rules! match_data {
             $crate::TensorData::U32($v) => $body,
             $crate::TensorData::U64($v) => $body,
             $crate::TensorData::BF16($v) => $body,
+            $crate::TensorData::U4($v) => $body,
+            $crate::TensorData::I4($v) => $body,
             $crate::TensorData::String($s) => $strings,
         }
     };
 }
 
 impl TensorData {
+    /// int4 data from values that must lie in `[-8, 7]`.
+    pub fn i4(values: Vec<i8>) -> Result<TensorData, TensorError> {
+        match values.iter().find(|v| !(-8..=7).contains(*v)) {
+            Some(v) => Err(TensorError::Unsupported(format!(
+                "int4 value {v} outside [-8, 7]"
+            ))),
+            None => Ok(TensorData::I4(values)),
+        }
+    }
+
+    /// uint4 data from values that must lie in `[0, 15]`.
+    pub fn u4(values: Vec<u8>) -> Result<TensorData, TensorError> {
+        match values.iter().find(|v| **v > 15) {
+            Some(v) => Err(TensorError::Unsupported(format!(
+                "uint4 value {v} outside [0, 15]"
+            ))),
+            None => Ok(TensorData::U4(values)),
+        }
+    }
+
     pub fn dtype(&self) -> DType {
         match self {
             TensorData::F32(_) => DType::F32,
@@ -60,6 +86,8 @@ impl TensorData {
             TensorData::U32(_) => DType::U32,
             TensorData::U64(_) => DType::U64,
             TensorData::BF16(_) => DType::BF16,
+            TensorData::U4(_) => DType::U4,
+            TensorData::I4(_) => DType::I4,
         }
     }
 
@@ -88,6 +116,8 @@ impl TensorData {
             DType::U32 => TensorData::U32(vec![0; len]),
             DType::U64 => TensorData::U64(vec![0; len]),
             DType::BF16 => TensorData::BF16(vec![bf16::ZERO; len]),
+            DType::U4 => TensorData::U4(vec![0; len]),
+            DType::I4 => TensorData::I4(vec![0; len]),
         }
     }
 
@@ -111,6 +141,8 @@ impl TensorData {
             TensorData::U32(v) => TensorData::U32(pick(v, indices)),
             TensorData::U64(v) => TensorData::U64(pick(v, indices)),
             TensorData::BF16(v) => TensorData::BF16(pick(v, indices)),
+            TensorData::U4(v) => TensorData::U4(pick(v, indices)),
+            TensorData::I4(v) => TensorData::I4(pick(v, indices)),
         }
     }
 
@@ -148,6 +180,8 @@ impl TensorData {
             DType::U32 => extend!(U32),
             DType::U64 => extend!(U64),
             DType::BF16 => extend!(BF16),
+            DType::U4 => extend!(U4),
+            DType::I4 => extend!(I4),
         }
         Some(out)
     }
@@ -327,6 +361,8 @@ fn cast_numeric(data: &TensorData, dtype: DType) -> TensorData {
         TensorData::U16(v) => Some(v.iter().map(|&x| x as i128).collect()),
         TensorData::I8(v) => Some(v.iter().map(|&x| x as i128).collect()),
         TensorData::U8(v) => Some(v.iter().map(|&x| x as i128).collect()),
+        TensorData::I4(v) => Some(v.iter().map(|&x| x as i128).collect()),
+        TensorData::U4(v) => Some(v.iter().map(|&x| x as i128).collect()),
         _ => None,
     };
     if let Some(ints) = ints {
@@ -362,13 +398,22 @@ fn cast_with(dtype: DType, values: &mut dyn Iterator<Item = f64>) -> TensorData 
         DType::U32 => collect::<u32>(values),
         DType::U64 => collect::<u64>(values),
         DType::BF16 => collect::<bf16>(values),
+        // Like ONNX's reference: truncate to an integer, then keep the low 4 bits.
+        DType::U4 => TensorData::U4(values.map(|v| wrap_4bit(v, DType::U4) as u8).collect()),
+        DType::I4 => TensorData::I4(values.map(|v| wrap_4bit(v, DType::I4) as i8).collect()),
         DType::String => unreachable!("handled by Tensor::cast"),
     }
 }
 
+/// `v` truncated toward zero (saturating at the i64 range, NaN to 0), then wrapped to
+/// the 4-bit type's range.
+fn wrap_4bit(v: f64, dtype: DType) -> i128 {
+    wrap_to_bits(v as i64 as i128, dtype)
+}
+
 /// Keeps the low bits of `x` for a narrower integer type (C-style wrapping).
 fn wrap_to_bits(x: i128, dtype: DType) -> i128 {
-    let bits = (dtype.size_of() * 8) as u32;
+    let bits = dtype.bits() as u32;
     let masked = x & ((1i128 << bits) - 1);
     if dtype.is_signed_integer() && masked >= (1i128 << (bits - 1)) {
         masked - (1i128 << bits)

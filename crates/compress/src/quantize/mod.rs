@@ -19,9 +19,14 @@
 //!
 //! The report says, for every candidate layer, whether it was quantized and, if
 //! not, why.
+//!
+//! With `weight_bits: 4`, MatMul and Gemm weights are instead quantized weight-only
+//! to blocked int4 (see [`int4`]).
 
 mod equalize;
+mod int4;
 mod measure;
+mod opset;
 mod rewrite;
 mod search;
 mod targets;
@@ -78,6 +83,11 @@ pub struct QuantizeOptions {
     pub search_samples: usize,
     /// Threads for running the model (0: one per physical core).
     pub threads: usize,
+    /// 8: int8 QDQ of weights and activations; 4: int4 weight-only MatMul/Gemm.
+    pub weight_bits: u32,
+    /// Rows of K per int4 scale (power of two, 16 or more; used when
+    /// `weight_bits == 4`).
+    pub block_size: usize,
 }
 
 impl Default for QuantizeOptions {
@@ -95,6 +105,8 @@ impl Default for QuantizeOptions {
             quantize_depthwise: false,
             search_samples: 16,
             threads: 0,
+            weight_bits: 8,
+            block_size: 32,
         }
     }
 }
@@ -103,6 +115,8 @@ impl Default for QuantizeOptions {
 #[derive(Clone, Debug, PartialEq)]
 pub enum LayerStatus {
     Int8,
+    /// Weight-only blocked int4 (`weight_bits == 4`).
+    Int4,
     /// Left in float, with the reason.
     Float(String),
 }
@@ -167,6 +181,14 @@ impl QuantizeReport {
             .filter(|l| matches!(l.status, LayerStatus::Float(_)))
     }
 
+    /// Layers quantized to int4 (weight-only).
+    pub fn int4_count(&self) -> usize {
+        self.layers
+            .iter()
+            .filter(|l| l.status == LayerStatus::Int4)
+            .count()
+    }
+
     /// Layers quantized to int8.
     pub fn int8_count(&self) -> usize {
         self.layers
@@ -204,6 +226,16 @@ pub fn quantize(
                     reason: format!("must be in (0, 1], got {c}"),
                 });
             }
+        }
+    }
+    match options.weight_bits {
+        8 => {}
+        4 => return int4::quantize_int4(model, samples, options, progress),
+        b => {
+            return Err(CompressError::Option {
+                name: "weight-bits".into(),
+                reason: format!("must be 8 or 4, got {b}"),
+            })
         }
     }
     let mut float = model.clone();

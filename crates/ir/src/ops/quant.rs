@@ -1,9 +1,9 @@
 //! Quantization: QuantizeLinear, DequantizeLinear, DynamicQuantizeLinear and the
 //! integer products MatMulInteger, ConvInteger, QLinearMatMul and QLinearConv.
 //!
-//! Quantized tensors are int8, uint8, int16, uint16 or int32; the float8, float4
-//! and 4- and 2-bit types are not held by slimnet, so an `output_dtype` naming one
-//! is refused as not supported.
+//! Quantized tensors are int4, uint4, int8, uint8, int16, uint16 or int32; the
+//! float8, float4 and 2-bit types are not held by slimnet, so an `output_dtype`
+//! naming one is refused as not supported.
 
 use slimnet_tensor::DType;
 
@@ -12,7 +12,15 @@ use crate::ops::util::{broadcast_dims, input, optional, with_dtype};
 use crate::{Attr, AttrError, Attributes, Dim, InferInput, NodeContext, ValueInfo};
 
 /// The integer types a quantized tensor may have here.
-pub const QUANTIZED_DTYPES: [DType; 5] = [DType::I8, DType::U8, DType::I16, DType::U16, DType::I32];
+pub const QUANTIZED_DTYPES: [DType; 7] = [
+    DType::I8,
+    DType::U8,
+    DType::I16,
+    DType::U16,
+    DType::I32,
+    DType::I4,
+    DType::U4,
+];
 
 /// See the module documentation.
 #[derive(Clone, Debug, PartialEq)]
@@ -65,6 +73,13 @@ pub enum QuantOp {
     /// optional bias `B` (`[N]`). Computes
     /// `MatMul(DequantizeLinear(QuantizeLinear(x)), w · w_scale) + B`.
     QuantizedMatMul,
+    /// slimnet-internal (made by the runtime's int4 fusion; never imported, and not
+    /// standard ONNX): inputs `x` (f32, `[..., K]`), `w` (int4 constant `[K, N]`),
+    /// `w_scale` (f32 `[ceil(K / block_size), N]`), optional `w_zero_point` (int4,
+    /// the scale's shape), optional f32 bias `B` (`[N]`). Computes
+    /// `MatMul(x, DequantizeLinear(w, w_scale, w_zero_point, axis 0, block_size)) + B`:
+    /// weight-only quantization, the activation stays float.
+    WeightOnlyMatMul { block_size: i64 },
 }
 
 /// An optional element-type attribute (`0` or absent: not given). Codes slimnet
@@ -105,7 +120,7 @@ fn quantized_dtype(d: DType, what: &str) -> Result<(), String> {
         Ok(())
     } else {
         Err(format!(
-            "{what} must be int8, uint8, int16, uint16 or int32, got {d}"
+            "{what} must be int4, uint4, int8, uint8, int16, uint16 or int32, got {d}"
         ))
     }
 }
@@ -195,6 +210,7 @@ impl QuantOp {
             QuantOp::QLinearConv(_) => "QLinearConv",
             QuantOp::QuantizedConv(_) => "SlimnetQuantizedConv",
             QuantOp::QuantizedMatMul => "SlimnetQuantizedMatMul",
+            QuantOp::WeightOnlyMatMul { .. } => "SlimnetWeightOnlyMatMul",
         }
     }
 
@@ -245,6 +261,7 @@ impl QuantOp {
             QuantOp::ConvInteger(c) | QuantOp::QLinearConv(c) | QuantOp::QuantizedConv(c) => {
                 c.attributes()
             }
+            QuantOp::WeightOnlyMatMul { block_size } => vec![i("block_size", *block_size)],
             QuantOp::DynamicQuantize
             | QuantOp::MatMulInteger
             | QuantOp::QLinearMatMul
@@ -339,6 +356,25 @@ impl QuantOp {
                 let (x, w) = (input(inputs, 0)?, input(inputs, 3)?);
                 float_input(x, "x")?;
                 int_input(w, "w")?;
+                Ok(vec![with_dtype(DType::F32, matmul_dims(x, w)?)])
+            }
+            QuantOp::WeightOnlyMatMul { block_size } => {
+                let (x, w) = (input(inputs, 0)?, input(inputs, 1)?);
+                float_input(x, "x")?;
+                if let Some(d) = w.info.dtype {
+                    if !matches!(d, DType::I4 | DType::U4) {
+                        return Err(format!("w must be int4 or uint4, got {d}"));
+                    }
+                }
+                if *block_size <= 0 {
+                    return Err(format!("block_size must be positive, got {block_size}"));
+                }
+                float_input(input(inputs, 2)?, "w_scale")?;
+                if let Some(sw) = &w.info.shape {
+                    if sw.len() != 2 {
+                        return Err(format!("w must be 2-D, got rank {}", sw.len()));
+                    }
+                }
                 Ok(vec![with_dtype(DType::F32, matmul_dims(x, w)?)])
             }
         }

@@ -17,6 +17,7 @@ mod fold;
 mod hardswish;
 mod inline_if;
 mod noop;
+mod q4;
 mod qdq;
 mod scale;
 #[cfg(test)]
@@ -37,6 +38,7 @@ pub use fold::{fold_constants, FOLD_MAX_BYTES};
 pub use hardswish::{fuse_hardswish, HARDSWISH_OPSET};
 pub use inline_if::inline_ifs;
 pub use noop::remove_noops;
+pub use q4::{fuse_weight_only_int4, Q4_BLOCK_SIZES};
 pub use qdq::{fold_into_quantized, fuse_qdq};
 pub use scale::fold_scale;
 
@@ -142,7 +144,8 @@ pub struct OptimizeOptions {
     /// [`fold_affine_into_conv`]: `x * s + b` into the `Conv` reading it.
     pub fold_affine_into_conv: bool,
     pub eliminate_dead: bool,
-    /// [`fuse_qdq`]: QDQ-quantized Conv/MatMul/Gemm into slimnet-internal fused ops.
+    /// [`fuse_qdq`]: QDQ-quantized Conv/MatMul/Gemm into slimnet-internal fused ops;
+    /// [`fuse_weight_only_int4`]: MatMul/Gemm with a blocked int4 weight likewise.
     /// Off by default, because the result is no longer standard ONNX; sessions turn
     /// it on.
     pub fuse_quantized: bool,
@@ -208,8 +211,11 @@ pub fn optimize(
 ) -> Result<OptimizeReport, RuntimeError> {
     let opset = model.opset();
     let graph = &mut model.graph;
-    let passes: [(&'static str, bool, PassFn); 12] = [
+    let passes: [(&'static str, bool, PassFn); 13] = [
         ("fuse_qdq", options.fuse_quantized, |g, _| fuse_qdq(g)),
+        ("fuse_weight_only_int4", options.fuse_quantized, |g, _| {
+            fuse_weight_only_int4(g)
+        }),
         ("fold_into_quantized", options.fuse_quantized, |g, _| {
             fold_into_quantized(g)
         }),

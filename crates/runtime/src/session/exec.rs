@@ -258,6 +258,7 @@ fn run_step(
             io.write(out(0)?)?,
             &mut ws.scratch,
         ),
+        Lowered::Q4MatMul(q) => q.run(table, threads, io.read(input(0)?)?, io.write(out(0)?)?),
         Lowered::Eltwise(e) => {
             let b = match step.inputs.get(1).copied().flatten() {
                 Some(v) => Some(io.read(v)?),

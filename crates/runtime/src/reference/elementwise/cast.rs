@@ -47,7 +47,8 @@ pub fn cast(x: &Tensor, to: DType) -> Result<Tensor, String> {
         return Ok(x.clone());
     }
     let shape = x.shape();
-    if to.is_integer() || to == DType::Bool {
+    // To 4-bit types: truncate, then wrap (Tensor::cast).
+    if (to.is_integer() || to == DType::Bool) && !matches!(to, DType::I4 | DType::U4) {
         if let Some(ints) = exact_ints(x) {
             return match to {
                 DType::I8 => narrow::<i8>(shape, &ints),

@@ -153,6 +153,7 @@ fn fill(
         TensorData::U32(v) => typed(v, src, value, attr),
         TensorData::U64(v) => typed(v, src, value, attr),
         TensorData::Bool(v) => typed(v, src, value, attr),
+        TensorData::I4(_) | TensorData::U4(_) => Err("Pad does not take 4-bit tensors".into()),
         TensorData::String(v) => {
             let c = match value {
                 Some(t) => match t.data() {

@@ -1,6 +1,7 @@
 //! The slimnet-internal fused ops `QuantizedConv` and `QuantizedMatMul`, computed as
 //! the QDQ graph they replace: quantize and dequantize the activation, dequantize
-//! the weight, then the float product and the bias.
+//! the weight, then the float product and the bias; and `WeightOnlyMatMul`, the
+//! float product with a blocked-dequantized int4 weight.
 
 use slimnet_ir::ops::nn::Conv;
 use slimnet_ir::ops::{ElementwiseOp, NnOp};
@@ -34,8 +35,26 @@ pub(super) fn quantized_conv(c: &Conv, inputs: &[Option<&Tensor>]) -> Result<Ten
 
 pub(super) fn quantized_matmul(inputs: &[Option<&Tensor>]) -> Result<Tensor, String> {
     let (x, w) = operands(inputs, 1)?;
-    let y = crate::reference::nn::run(&NnOp::MatMul, &[Some(&x), Some(&w)], 1)?.remove(0);
-    match optional(inputs, 5) {
+    matmul_bias(&x, &w, optional(inputs, 5))
+}
+
+/// `MatMul(x, DequantizeLinear(w, w_scale, w_zero_point, axis 0, block_size)) + B`
+/// (inputs `x, w, w_scale, [w_zero_point], [B]`).
+pub(super) fn weight_only_matmul(
+    block_size: i64,
+    inputs: &[Option<&Tensor>],
+) -> Result<Tensor, String> {
+    let (x, w, ws) = (input(inputs, 0)?, input(inputs, 1)?, input(inputs, 2)?);
+    if w.rank() != 2 {
+        return Err(format!("w must be 2-D, got shape {:?}", w.shape()));
+    }
+    let w = dequantize(w, ws, optional(inputs, 3), 0, block_size, None)?;
+    matmul_bias(x, &w, optional(inputs, 4))
+}
+
+fn matmul_bias(x: &Tensor, w: &Tensor, bias: Option<&Tensor>) -> Result<Tensor, String> {
+    let y = crate::reference::nn::run(&NnOp::MatMul, &[Some(x), Some(w)], 1)?.remove(0);
+    match bias {
         None => Ok(y),
         Some(b) => Ok(crate::reference::run_op(
             &Op::Elementwise(ElementwiseOp::Add),

@@ -87,6 +87,9 @@ pub fn run(
         .map(|t| vec![t]),
         QuantOp::QuantizedConv(c) => fused::quantized_conv(c, inputs).map(|t| vec![t]),
         QuantOp::QuantizedMatMul => fused::quantized_matmul(inputs).map(|t| vec![t]),
+        QuantOp::WeightOnlyMatMul { block_size } => {
+            fused::weight_only_matmul(*block_size, inputs).map(|t| vec![t])
+        }
     }
 }
 
@@ -98,9 +101,11 @@ pub fn dtype_range(d: DType) -> Result<(i64, i64), String> {
         DType::I16 => (i16::MIN as i64, i16::MAX as i64),
         DType::U16 => (0, u16::MAX as i64),
         DType::I32 => (i32::MIN as i64, i32::MAX as i64),
+        DType::I4 => (-8, 7),
+        DType::U4 => (0, 15),
         d => {
             return Err(format!(
-                "quantized type {d} is not supported (int8, uint8, int16, uint16, int32 are)"
+                "quantized type {d} is not supported (int4, uint4, int8, uint8, int16, uint16, int32 are)"
             ))
         }
     })

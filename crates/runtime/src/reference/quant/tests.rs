@@ -101,3 +101,31 @@ fn matmul_integer_subtracts_zero_points_per_row_and_column() {
     assert_eq!(y.dtype(), DType::I32);
     assert_eq!(y.as_slice::<i32>().unwrap(), &[2, 4, 2, 4]);
 }
+
+#[test]
+fn blocked_int4_round_trip_saturates_and_keeps_the_type() {
+    use slimnet_tensor::TensorData;
+    // x [3, 2], blocks of 2 rows along axis 0: scales [2, 2].
+    let x = t(&[3, 2], vec![1.0f32, -20.0, 0.26, 3.0, 100.0, -0.1]);
+    let scale = t(&[2, 2], vec![0.5f32, 2.0, 1.0, 0.1]);
+    let zp = Tensor::new(vec![2, 2], TensorData::i4(vec![0, 0, 0, 0]).unwrap()).unwrap();
+    let q = run1(&quantize(0, 2), &[Some(&x), Some(&scale), Some(&zp)]).unwrap();
+    assert_eq!(q.dtype(), DType::I4);
+    assert_eq!(q.to_i64_vec().unwrap(), vec![2, -8, 1, 2, 7, -1]);
+    let dq = QuantOp::Dequantize {
+        axis: 0,
+        block_size: 2,
+        output_dtype: None,
+    };
+    let y = run1(&dq, &[Some(&q), Some(&scale), Some(&zp)]).unwrap();
+    let want = [1.0f32, -16.0, 0.5, 4.0, 7.0, -0.1];
+    for (a, b) in y.as_slice::<f32>().unwrap().iter().zip(want) {
+        assert!((a - b).abs() < 1e-6, "{a} vs {b}");
+    }
+    // uint4 with a zero point.
+    let u = Tensor::new(vec![2], TensorData::u4(vec![0, 15]).unwrap()).unwrap();
+    let uz = Tensor::new(vec![], TensorData::u4(vec![8]).unwrap()).unwrap();
+    let s = Tensor::scalar(1f32);
+    let y = run1(&dq, &[Some(&u), Some(&s), Some(&uz)]).unwrap();
+    assert_eq!(y.as_slice::<f32>().unwrap(), &[-8.0, 7.0]);
+}

@@ -9,6 +9,7 @@ mod gemm;
 mod movement;
 mod norm;
 mod pool;
+mod q4;
 mod quantized;
 mod resize;
 mod rnn;
@@ -28,6 +29,7 @@ pub(crate) use gemm::GemmStep;
 pub(crate) use movement::MoveStep;
 pub(crate) use norm::NormStep;
 pub(crate) use pool::PoolStep;
+pub(crate) use q4::Q4MatMulStep;
 pub(crate) use quantized::{QConvStep, QMatMulStep};
 pub(crate) use resize::ResizeStep;
 pub(crate) use rnn::RnnStep;
@@ -74,6 +76,8 @@ pub(crate) enum Lowered {
     QConv(Box<QConvStep>),
     /// Quantized matrix product on int8 kernels.
     QMatMul(Box<QMatMulStep>),
+    /// Weight-only int4 matrix product on the int4 kernel.
+    Q4MatMul(Box<Q4MatMulStep>),
 }
 
 impl Lowered {
@@ -94,6 +98,7 @@ impl Lowered {
             Lowered::If(_) => "branch_plan",
             Lowered::QConv(_) => "qconv_int8",
             Lowered::QMatMul(_) => "qgemm_int8",
+            Lowered::Q4MatMul(_) => "gemm_q4",
         }
     }
 }
@@ -126,6 +131,9 @@ pub(crate) fn lower(ctx: &Context, n: NodeId) -> Result<Lowering, String> {
         Op::Nn(NnOp::Conv(c)) => conv::lower_conv(ctx, n, c)?,
         Op::Quant(QuantOp::QuantizedConv(c)) => quantized::lower_qconv(ctx, n, c)?,
         Op::Quant(QuantOp::QuantizedMatMul) => quantized::lower_qmatmul(ctx, n)?,
+        Op::Quant(QuantOp::WeightOnlyMatMul { block_size }) => {
+            q4::lower_q4_matmul(ctx, n, *block_size)?
+        }
         Op::Nn(NnOp::BatchNormalization(b)) if !b.training_mode && b.spatial => {
             eltwise::lower_batchnorm(ctx, n, b.epsilon)
         }

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use slimnet_ir::{Attr, Attributes, Graph, Model, Node, NodeContext, Op, Value, ValueInfo};
-use slimnet_tensor::{DType, Tensor};
+use slimnet_tensor::{DType, Tensor, TensorData};
 
 use crate::{run_model, Session, SessionOptions};
 
@@ -627,5 +627,142 @@ fn quantized_matmul_matches_the_reference() {
             kernels.iter().any(|(k, _)| *k == "qgemm_int8"),
             "not fused: {kernels:?}"
         );
+    }
+}
+
+/// One weight-only int4 product case.
+struct Q4Case {
+    m: usize,
+    k: usize,
+    n: usize,
+    block: usize,
+    rank3: bool,
+    /// Gemm with a bias (else MatMul).
+    gemm: bool,
+    /// uint4 weights (else int4).
+    unsigned: bool,
+    zero: bool,
+    relu: bool,
+}
+
+fn q4_case(c: &Q4Case, seed: u64) {
+    let mut b = B::new(21);
+    let shape: Vec<usize> = if c.rank3 {
+        vec![1, c.m, c.k]
+    } else {
+        vec![c.m, c.k]
+    };
+    let x = b.input("x", &shape);
+    let blocks = c.k.div_ceil(c.block);
+    let raw = noise(c.k * c.n, seed, 8.0);
+    let zraw = noise(blocks * c.n, seed + 1, 3.0);
+    let (wq, zq) = if c.unsigned {
+        let w: Vec<u8> = raw
+            .iter()
+            .map(|v| (v + 8.0).clamp(0.0, 15.0) as u8)
+            .collect();
+        let z: Vec<u8> = zraw.iter().map(|v| (v + 8.0) as u8).collect();
+        (
+            Tensor::new(vec![c.k, c.n], TensorData::u4(w).unwrap()).unwrap(),
+            Tensor::new(vec![blocks, c.n], TensorData::u4(z).unwrap()).unwrap(),
+        )
+    } else {
+        let w: Vec<i8> = raw.iter().map(|v| v.clamp(-8.0, 7.0) as i8).collect();
+        let z: Vec<i8> = zraw.iter().map(|v| *v as i8).collect();
+        (
+            Tensor::new(vec![c.k, c.n], TensorData::i4(w).unwrap()).unwrap(),
+            Tensor::new(vec![blocks, c.n], TensorData::i4(z).unwrap()).unwrap(),
+        )
+    };
+    let wq = b.constant("wq", wq);
+    let scales: Vec<f32> = noise(blocks * c.n, seed + 2, 0.05)
+        .iter()
+        .map(|v| v.abs() + 0.001)
+        .collect();
+    let ws = b.constant("ws", Tensor::from_vec(vec![blocks, c.n], scales).unwrap());
+    let mut dq_in = vec![wq, ws];
+    if c.zero {
+        dq_in.push(b.constant("wz", zq));
+    }
+    let attrs = vec![
+        ("axis", Attr::Int(0)),
+        ("block_size", Attr::Int(c.block as i64)),
+    ];
+    let w = b.op("w", "DequantizeLinear", &dq_in, attrs);
+    let mut y = if c.gemm {
+        let bias = b.constant("bias", tensor(&[c.n], seed + 3, 1.0));
+        b.op("y", "Gemm", &[x, w, bias], vec![("beta", Attr::Float(0.5))])
+    } else {
+        b.op("y", "MatMul", &[x, w], vec![])
+    };
+    if c.relu {
+        y = b.op("r", "Relu", &[y], vec![]);
+    }
+    let model = b.model(&[y]);
+    let kernels = check(&model, &[("x", tensor(&shape, seed + 4, 2.0))], 1e-4);
+    assert!(
+        kernels.iter().any(|(k, _)| *k == "gemm_q4"),
+        "not fused: {kernels:?}"
+    );
+    if c.relu {
+        assert_eq!(kernels.len(), 1, "relu not fused: {kernels:?}");
+    }
+}
+
+#[test]
+fn weight_only_int4_matmul_matches_the_reference() {
+    let base = Q4Case {
+        m: 1,
+        k: 64,
+        n: 10,
+        block: 32,
+        rank3: false,
+        gemm: false,
+        unsigned: false,
+        zero: false,
+        relu: false,
+    };
+    let cases = [
+        Q4Case { ..base },
+        Q4Case {
+            m: 7,
+            k: 33,
+            n: 17,
+            block: 16,
+            zero: true,
+            relu: true,
+            ..base
+        },
+        Q4Case {
+            m: 5,
+            k: 120,
+            n: 64,
+            block: 64,
+            rank3: true,
+            unsigned: true,
+            zero: true,
+            ..base
+        },
+        Q4Case {
+            m: 40,
+            k: 100,
+            n: 37,
+            block: 32,
+            gemm: true,
+            ..base
+        },
+        Q4Case {
+            m: 3,
+            k: 200,
+            n: 33,
+            block: 128,
+            gemm: true,
+            unsigned: true,
+            relu: true,
+            ..base
+        },
+    ];
+    for (i, c) in cases.iter().enumerate() {
+        q4_case(c, 50 + 10 * i as u64);
     }
 }

@@ -70,6 +70,44 @@ fn same_filter(a: &Conv2dParams, b: &Conv2dParams) -> bool {
     key(a) == key(b)
 }
 
+/// `dst.copy_from_slice(src)` for the short runs of im2col (an output row), in
+/// fixed-size pieces the compiler keeps inline instead of calling `memcpy`.
+#[inline(always)]
+fn copy_short(dst: &mut [u8], src: &[u8]) {
+    let mut d = dst.chunks_exact_mut(16);
+    let mut s = src.chunks_exact(16);
+    for (d, s) in (&mut d).zip(&mut s) {
+        let s: &[u8; 16] = s.try_into().expect("16 bytes");
+        d.copy_from_slice(s);
+    }
+    let (d, s) = (d.into_remainder(), s.remainder());
+    let mut i = 0;
+    for width in [8usize, 4, 2, 1] {
+        if d.len() - i >= width {
+            d[i..i + width].copy_from_slice(&s[i..i + width]);
+            i += width;
+        }
+    }
+}
+
+/// `dst.fill(value)` for short runs, like [`copy_short`].
+#[inline(always)]
+fn fill_short(dst: &mut [u8], value: u8) {
+    let chunk = [value; 16];
+    let mut d = dst.chunks_exact_mut(16);
+    for d in &mut d {
+        d.copy_from_slice(&chunk);
+    }
+    let d = d.into_remainder();
+    let mut i = 0;
+    for width in [8usize, 4, 2, 1] {
+        if d.len() - i >= width {
+            d[i..i + width].copy_from_slice(&chunk[..width]);
+            i += width;
+        }
+    }
+}
+
 /// Writes columns `j0..j0 + nb` of the u8 im2col matrix of one image's group into
 /// `out` (row-major, `nb` columns per row): row `(ci*kernel_h + kh)*kernel_w + kw`,
 /// column `oh*out_w + ow` holds `input[ci][oh*sh + kh*dh - pad_top][ow*sw + kw*dw -
@@ -97,23 +135,23 @@ fn im2col_u8(p: &Conv2dParams, input: &[u8], pad: u8, j0: usize, nb: usize, out:
                 .max(lo);
                 let dst_row = &mut out[row * nb..(row + 1) * nb];
                 let mut j = j0;
+                let (mut oh, mut ow) = (j0 / ow_n, j0 % ow_n);
                 while j < j0 + nb {
-                    let (oh, ow) = (j / ow_n, j % ow_n);
                     let len = (ow_n - ow).min(j0 + nb - j);
                     let d = &mut dst_row[j - j0..j - j0 + len];
                     let ih = (oh * p.stride_h + kh * p.dilation_h).wrapping_sub(p.pad_top);
                     if ih >= h {
-                        d.fill(pad);
+                        fill_short(d, pad);
                     } else {
                         let src = &plane[ih * w..(ih + 1) * w];
                         let (a, b) = (lo.clamp(ow, ow + len), hi.clamp(ow, ow + len));
-                        d[..a - ow].fill(pad);
-                        d[b - ow..].fill(pad);
+                        fill_short(&mut d[..a - ow], pad);
+                        fill_short(&mut d[b - ow..], pad);
                         // Taps `a..b` lie in the input (none when `a == b`).
                         let first = (a * p.stride_w + off_w).wrapping_sub(p.pad_left);
                         if b == a {
                         } else if p.stride_w == 1 {
-                            d[a - ow..b - ow].copy_from_slice(&src[first..first + (b - a)]);
+                            copy_short(&mut d[a - ow..b - ow], &src[first..first + (b - a)]);
                         } else {
                             for (t, v) in d[a - ow..b - ow].iter_mut().enumerate() {
                                 *v = src[first + t * p.stride_w];
@@ -121,6 +159,8 @@ fn im2col_u8(p: &Conv2dParams, input: &[u8], pad: u8, j0: usize, nb: usize, out:
                         }
                     }
                     j += len;
+                    oh += 1;
+                    ow = 0;
                 }
                 row += 1;
             }

@@ -36,22 +36,7 @@ fn top1(model: slimnet::ir::Model, x: &Tensor, y: &[i64]) -> f64 {
     let input = model.graph.values[model.graph.inputs[0]].name.clone();
     let mut s = Session::new(model, SessionOptions::default()).unwrap();
     let out = s.run(vec![(input, x.clone())]).unwrap();
-    let logits = out[0].1.as_slice::<f32>().unwrap();
-    let classes = out[0].1.shape()[1];
-    let correct = logits
-        .chunks(classes)
-        .zip(y)
-        .filter(|(row, &label)| {
-            let best = row
-                .iter()
-                .enumerate()
-                .max_by(|a, b| a.1.total_cmp(b.1))
-                .unwrap()
-                .0;
-            best as i64 == label
-        })
-        .count();
-    correct as f64 / y.len() as f64
+    common::top1(&out[0].1, y)
 }
 
 #[test]

@@ -58,26 +58,6 @@ fn run_profiled(model: Model, inputs: Vec<(String, Tensor)>) -> (Vec<Tensor>, bo
     (out.into_iter().map(|(_, t)| t).collect(), int4)
 }
 
-fn top1(logits: &Tensor, y: &[i64]) -> f64 {
-    let classes = logits.shape()[1];
-    let correct = logits
-        .as_slice::<f32>()
-        .unwrap()
-        .chunks(classes)
-        .zip(y)
-        .filter(|(row, &label)| {
-            let best = row
-                .iter()
-                .enumerate()
-                .max_by(|a, b| a.1.total_cmp(b.1))
-                .unwrap()
-                .0;
-            best as i64 == label
-        })
-        .count();
-    correct as f64 / y.len() as f64
-}
-
 #[test]
 fn digits_mlp_int4_keeps_accuracy_and_matches_onnx_runtime() {
     let dir = models_dir();
@@ -112,7 +92,10 @@ fn digits_mlp_int4_keeps_accuracy_and_matches_onnx_runtime() {
     let reloaded = load_model(&out_path).unwrap();
     let (logits, int4) = run_profiled(reloaded, vec![(input.clone(), x.clone())]);
     assert!(int4, "the session did not run the int4 kernel");
-    let (f, q4) = (top1(&float_logits[0], &y), top1(&logits[0], &y));
+    let (f, q4) = (
+        common::top1(&float_logits[0], &y),
+        common::top1(&logits[0], &y),
+    );
     println!(
         "digits_mlp int4 (block 32): top-1 {f:.4} -> {q4:.4} ({:+.2} points), {size_in} -> {size_out} bytes",
         (q4 - f) * 100.0
@@ -131,7 +114,7 @@ fn digits_mlp_int4_keeps_accuracy_and_matches_onnx_runtime() {
     // exact float product by ~2.5e-3 of the logits' scale here (with accuracy level
     // 0 it matches slimnet's exactly). Its top-1 must match too.
     let err = common::relative_max_error(&logits[0], &ort[0], 1.0);
-    let ort_top1 = top1(&ort[0], &y);
+    let ort_top1 = common::top1(&ort[0], &y);
     println!("  vs ONNX Runtime: relative error {err:.2e}, its top-1 {ort_top1:.4}");
     assert!(err < 1e-2, "slimnet vs ONNX Runtime: relative error {err}");
     assert!(

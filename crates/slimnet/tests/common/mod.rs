@@ -181,3 +181,24 @@ pub fn compare_allclose(
     }
     Ok(())
 }
+
+/// Top-1 accuracy of `[n, classes]` logits against `labels`.
+pub fn top1(logits: &Tensor, labels: &[i64]) -> f64 {
+    let classes = logits.shape()[1];
+    let correct = logits
+        .as_slice::<f32>()
+        .unwrap()
+        .chunks(classes)
+        .zip(labels)
+        .filter(|(row, &label)| {
+            let best = row
+                .iter()
+                .enumerate()
+                .max_by(|a, b| a.1.total_cmp(b.1))
+                .unwrap()
+                .0;
+            best as i64 == label
+        })
+        .count();
+    correct as f64 / labels.len() as f64
+}

@@ -53,6 +53,31 @@ fn scratch_for(bytes: usize) -> usize {
     bytes.div_ceil(4)
 }
 
+impl ActQuant {
+    /// Quantizes `input` into the start of `scratch` and returns those bytes with the
+    /// epilogue that undoes this quantization, adds `bias` and applies `activation`.
+    fn quantize<'s, 'b>(
+        &self,
+        table: &KernelTable,
+        input: &[f32],
+        scratch: &'s mut [f32],
+        bias: Option<&'b [f32]>,
+        activation: Activation,
+    ) -> Result<(&'s mut [u8], QEpilogue<'b>), String> {
+        let x = bytes(scratch, input.len())?;
+        table
+            .quantize_u8(input, self.scale, self.zero, x)
+            .map_err(|e| e.to_string())?;
+        let epi = QEpilogue {
+            x_scale: self.scale,
+            x_zero: self.zero,
+            bias,
+            activation,
+        };
+        Ok((x, epi))
+    }
+}
+
 impl QConvStep {
     pub(crate) fn run(
         &self,
@@ -62,16 +87,9 @@ impl QConvStep {
         output: &mut [f32],
         scratch: &mut [f32],
     ) -> Result<(), String> {
-        let x = bytes(scratch, input.len())?;
-        table
-            .quantize_u8(input, self.act.scale, self.act.zero, x)
-            .map_err(|e| e.to_string())?;
-        let epi = QEpilogue {
-            x_scale: self.act.scale,
-            x_zero: self.act.zero,
-            bias: self.bias.as_deref(),
-            activation: self.activation,
-        };
+        let (x, epi) =
+            self.act
+                .quantize(table, input, scratch, self.bias.as_deref(), self.activation)?;
         table
             .qconv2d(&self.params, x, &self.weights, &epi, output, threads)
             .map_err(|e| e.to_string())
@@ -87,16 +105,9 @@ impl QMatMulStep {
         output: &mut [f32],
         scratch: &mut [f32],
     ) -> Result<(), String> {
-        let x = bytes(scratch, input.len())?;
-        table
-            .quantize_u8(input, self.act.scale, self.act.zero, x)
-            .map_err(|e| e.to_string())?;
-        let epi = QEpilogue {
-            x_scale: self.act.scale,
-            x_zero: self.act.zero,
-            bias: self.bias.as_deref(),
-            activation: self.activation,
-        };
+        let (x, epi) =
+            self.act
+                .quantize(table, input, scratch, self.bias.as_deref(), self.activation)?;
         let (k, n) = (self.weights.k(), self.weights.n());
         table
             .qgemm_rhs(x, k, self.m, &self.weights, output, n, &epi, threads)

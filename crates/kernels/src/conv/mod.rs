@@ -99,25 +99,6 @@ impl PackedConvWeights {
     }
 }
 
-/// Whether two parameter sets share weights: everything but batch and input size.
-fn same_filter(a: &Conv2dParams, b: &Conv2dParams) -> bool {
-    let key = |p: &Conv2dParams| {
-        (
-            p.in_channels,
-            p.out_channels,
-            p.kernel_h,
-            p.kernel_w,
-            p.stride_h,
-            p.stride_w,
-            p.dilation_h,
-            p.dilation_w,
-            (p.pad_top, p.pad_left, p.pad_bottom, p.pad_right),
-            p.groups,
-        )
-    };
-    key(a) == key(b)
-}
-
 /// A raw output pointer that threads write disjoint parts of.
 #[derive(Clone, Copy)]
 struct OutPtr(*mut f32);
@@ -251,7 +232,7 @@ impl KernelTable {
     ) -> Result<(), KernelError> {
         p.check()?;
         let bad = |s: String| Err(KernelError::BadShape(s));
-        if !same_filter(p, &weights.params) || weights.tier != self.tier() {
+        if !p.same_filter(&weights.params) || weights.tier != self.tier() {
             return bad(
                 "the weights were packed for other convolution parameters or another tier".into(),
             );

@@ -59,6 +59,26 @@ fn out_dim(
 }
 
 impl Conv2dParams {
+    /// Whether weights packed for `other` fit these parameters: everything but the
+    /// batch and the input size is equal.
+    pub(crate) fn same_filter(&self, other: &Conv2dParams) -> bool {
+        let key = |p: &Conv2dParams| {
+            (
+                p.in_channels,
+                p.out_channels,
+                p.kernel_h,
+                p.kernel_w,
+                p.stride_h,
+                p.stride_w,
+                p.dilation_h,
+                p.dilation_w,
+                (p.pad_top, p.pad_left, p.pad_bottom, p.pad_right),
+                p.groups,
+            )
+        };
+        key(self) == key(other)
+    }
+
     /// Output height; 0 when the parameters are invalid ([`Conv2dParams::check`]).
     pub fn out_h(&self) -> usize {
         out_dim(

@@ -51,23 +51,22 @@ impl PackedQConvWeights {
     }
 }
 
-/// Whether two parameter sets share weights: everything but batch and input size.
-fn same_filter(a: &Conv2dParams, b: &Conv2dParams) -> bool {
-    let key = |p: &Conv2dParams| {
-        (
-            p.in_channels,
-            p.out_channels,
-            p.kernel_h,
-            p.kernel_w,
-            p.stride_h,
-            p.stride_w,
-            p.dilation_h,
-            p.dilation_w,
-            (p.pad_top, p.pad_left, p.pad_bottom, p.pad_right),
-            p.groups,
-        )
-    };
-    key(a) == key(b)
+/// The output columns `lo..hi` whose tap at horizontal offset `off` (the kernel
+/// column times the dilation) lies inside an input row of width `w`:
+/// `0 <= ow*stride_w + off - pad_left < w`, clamped to `ow_n` columns.
+fn valid_columns(p: &Conv2dParams, off: usize, w: usize, ow_n: usize) -> (usize, usize) {
+    let lo = p
+        .pad_left
+        .saturating_sub(off)
+        .div_ceil(p.stride_w)
+        .min(ow_n);
+    let hi = if w + p.pad_left > off {
+        ((w - 1 + p.pad_left - off) / p.stride_w + 1).min(ow_n)
+    } else {
+        0
+    }
+    .max(lo);
+    (lo, hi)
 }
 
 /// `dst.copy_from_slice(src)` for the short runs of im2col (an output row), in
@@ -121,18 +120,7 @@ fn im2col_u8(p: &Conv2dParams, input: &[u8], pad: u8, j0: usize, nb: usize, out:
         for kh in 0..p.kernel_h {
             for kw in 0..p.kernel_w {
                 let off_w = kw * p.dilation_w;
-                // Valid output columns: 0 <= ow*sw + off_w - pad_left < w.
-                let lo = p
-                    .pad_left
-                    .saturating_sub(off_w)
-                    .div_ceil(p.stride_w)
-                    .min(ow_n);
-                let hi = if w + p.pad_left > off_w {
-                    ((w - 1 + p.pad_left - off_w) / p.stride_w + 1).min(ow_n)
-                } else {
-                    0
-                }
-                .max(lo);
+                let (lo, hi) = valid_columns(p, off_w, w, ow_n);
                 let dst_row = &mut out[row * nb..(row + 1) * nb];
                 let mut j = j0;
                 let (mut oh, mut ow) = (j0 / ow_n, j0 % ow_n);
@@ -217,17 +205,7 @@ fn dw_plane(
             let row = &plane[ih * w..(ih + 1) * w];
             for kw in 0..p.kernel_w {
                 let off = kw * p.dilation_w;
-                let lo = p
-                    .pad_left
-                    .saturating_sub(off)
-                    .div_ceil(p.stride_w)
-                    .min(ow_n);
-                let hi = if w + p.pad_left > off {
-                    ((w - 1 + p.pad_left - off) / p.stride_w + 1).min(ow_n)
-                } else {
-                    0
-                }
-                .max(lo);
+                let (lo, hi) = valid_columns(p, off, w, ow_n);
                 if hi == lo {
                     continue;
                 }
@@ -379,7 +357,7 @@ impl KernelTable {
     ) -> Result<(), KernelError> {
         p.check()?;
         let bad = |s: String| Err(KernelError::BadShape(s));
-        if !same_filter(p, &weights.params) {
+        if !p.same_filter(&weights.params) {
             return bad("the weights were packed for other convolution parameters".into());
         }
         if input.len() < p.input_len() {
